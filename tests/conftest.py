@@ -1,0 +1,60 @@
+"Shared fixtures: free ports, uvicorn servers in real processes, polling helpers."
+import os, sys, socket, subprocess, time, signal
+from pathlib import Path
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT/'tests'/'artifacts'
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+def wait_port(port:int, proc=None, timeout:float=20.0):
+    "Wait until something listens on 127.0.0.1:port (or the process died)."
+    end = time.time() + timeout
+    while time.time() < end:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            with socket.create_connection(('127.0.0.1', port), timeout=0.2): return
+        except OSError: time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on port {port} after {timeout} s")
+
+def wait_for(pred, timeout:float=30.0, every:float=0.05, msg:str='condition'):
+    "Poll `pred()` until it returns something truthy; return it."
+    end = time.time() + timeout
+    while time.time() < end:
+        r = pred()
+        if r: return r
+        time.sleep(every)
+    raise TimeoutError(f"{msg} not reached in {timeout} s")
+
+class Server:
+    "A uvicorn process serving `app_spec` (module:factory) on 127.0.0.1, with its env."
+    def __init__(self, app_spec:str, env:dict|None=None, log:Path|None=None):
+        self.app_spec, self.env, self.log = app_spec, env or {}, log
+        self.port, self.proc = free_port(), None
+    def start(self):
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT/'tests')]), **self.env)
+        out = open(self.log, 'ab') if self.log else subprocess.DEVNULL
+        self.proc = subprocess.Popen([sys.executable, '-m', 'uvicorn', '--factory', self.app_spec, '--host', '127.0.0.1',
+                                      '--port', str(self.port), '--log-level', 'warning'], env=env, stdout=out, stderr=out)
+        wait_port(self.port, self.proc)
+        return self
+    @property
+    def url(self): return f"http://127.0.0.1:{self.port}"
+    def kill(self, sig=signal.SIGKILL):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig); self.proc.wait(20)
+    def stop(self): self.kill(signal.SIGTERM)
+
+@pytest.fixture
+def server_factory(tmp_path):
+    servers = []
+    def make(app_spec, **env):
+        s = Server(app_spec, dict(env, DATA_DIR=str(env.get('DATA_DIR', tmp_path))), log=tmp_path/'server.log')
+        servers.append(s)
+        return s.start()
+    yield make
+    for s in servers: s.stop()
