@@ -83,7 +83,7 @@ def make_app(data_dir:str|Path='data/demo', # folder for the tenants' SQLite fil
     app.state.host = host
     return app
 
-# %% ../nbs/05_demo.ipynb #c99a8e60
+# %% ../nbs/05_demo.ipynb #174ce8bc
 @call_parse
 def main(port:int=5001, # port to listen on
          host:str='127.0.0.1', # address to listen on
