@@ -76,8 +76,10 @@ class Scheduler:
                  tasks:TaskRegistry|None=None, # named tasks (default: the module registry)
                  clock:Callable[[], float]=time.time, # where "now" comes from
                  worker:str=WORKER_ID, # the name written into leases
+                 tenant_limit:int|None=None, # at most this many jobs of one tenant running at once (all runners)
                 ):
         self.source, self.concurrency, self.per_tenant, self.poll = source, concurrency, per_tenant, poll
+        self.tenant_limit = tenant_limit
         self.lease, self.grace, self.policy, self.tasks, self.clock, self.worker = lease, grace, policy, tasks, clock, worker
         self.mgrs, self.next, self.sigs, self.woken, self.active, self.served = {}, {}, {}, set(), {}, {}
         self._turn = 0
@@ -108,7 +110,7 @@ def _adopt(self:Scheduler, store:JobStore) -> BackgroundTaskManager:
     if m is None:
         m = self.mgrs[store] = BackgroundTaskManager(store, lease=self.lease, policy=self.policy, tasks=self.tasks,
                                                      clock=self.clock, worker=self.worker)
-        store.listeners.append(self.wake); store.runner = self
+        store.listeners.append(self.wake); store.runner = self; store.watch(self.wake)
         self.next[store] = 0.0  # look at it at once
     return m
 
@@ -116,6 +118,7 @@ def _adopt(self:Scheduler, store:JobStore) -> BackgroundTaskManager:
 def _drop(self:Scheduler, store:JobStore):
     if store.runner is self: store.runner = None
     if self.wake in store.listeners: store.listeners.remove(self.wake)
+    store.unwatch(self.wake)
 
 # %% ../nbs/02_scheduler.ipynb #8e4393bd
 @_patch(Scheduler)
@@ -153,7 +156,8 @@ async def _dispatch(self:Scheduler, tg):
             m = self.mgrs[st]
             await m._store_call(st.rescue, now, self.policy, functools.partial(pid_gone, me=self.worker)
                                 if st.dialect == 'sqlite' else (lambda w: False))
-            rows = await m._store_call(st.claim_due, now, self.lease, self.worker, min(free, self.per_tenant))
+            rows = await m._store_call(st.claim_due, now, self.lease, self.worker, min(free, self.per_tenant),
+                                       self.tenant_limit)
             for row in rows:
                 self.active[(st, row['id'])] = row['attempt']
                 tg.start_soon(self._run, st, row)
@@ -184,9 +188,16 @@ async def serve(self:Scheduler, *, task_status=anyio.TASK_STATUS_IGNORED):
             task_status.started()
             next_scan = time.monotonic() + self.poll
             while not self._stopping:
-                if time.monotonic() >= next_scan:
-                    await in_thread(self.scan); next_scan = time.monotonic() + self.poll
-                await self._dispatch(tg)
+                try:
+                    if time.monotonic() >= next_scan:
+                        await in_thread(self.scan); next_scan = time.monotonic() + self.poll
+                    await self._dispatch(tg)
+                except Exception as e:  # a database away (restart, network): keep going, try again shortly
+                    log.warning("scheduler: %s: %s; retrying in 1 s", type(e).__name__, e)
+                    self.stats['errors'] = self.stats.get('errors', 0) + 1
+                    next_scan = time.monotonic() + 1.0
+                    with anyio.move_on_after(1.0): await self._event.wait()
+                    self._event.clear(); continue
                 if self._stopping: break
                 waits = [next_scan - time.monotonic()]
                 if len(self.active) < self.concurrency:

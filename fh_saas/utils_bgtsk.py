@@ -251,6 +251,26 @@ class JobStore:
         "Copy the write-ahead log back into the database file, without waiting for readers."
         with self._conn() as c: c.execute('PRAGMA wal_checkpoint(PASSIVE)')
 
+    skip_locked = ''  # SQLite has one writer at a time: a claim never meets a row locked by another claim
+    pick = 'id IN ({})'  # how a claim names the rows its subquery chose
+
+    @contextmanager
+    def _tx(self):
+        "One write transaction, begun at once (`BEGIN IMMEDIATE`): other writers wait for it; yields `q(sql, args)`."
+        with self._conn() as c:
+            c.execute('BEGIN IMMEDIATE')
+            try:
+                yield lambda sql, args=None: [dict(r) for r in c.execute(sql, args or {}).fetchall()]
+                c.execute('COMMIT')
+            except BaseException:
+                c.execute('ROLLBACK'); raise
+
+    def watch(self, callback:Callable):
+        "Call `callback(self)` when another process makes work due here; SQLite cannot tell (the scheduler's scan sees it)."
+
+    def unwatch(self, callback:Callable):
+        "Stop calling `callback` (see `watch`)."
+
     def close(self):
         "Close the idle connections."
         with self._lock: idle, self._idle = self._idle, []
@@ -322,11 +342,16 @@ def claim(self:JobStore, job_id:str, now:float, lease:float, worker:str) -> dict
     return rows[0] if rows else None
 
 @_patch(JobStore)
-def claim_due(self:JobStore, now:float, lease:float, worker:str, n:int=1) -> list[dict]:
-    "Claim up to `n` due pending jobs, earliest `run_at` first."
-    return self._exec(f"UPDATE tenant_jobs SET {_CLAIM_SET} WHERE status = 'pending' AND id IN "
-                      "(SELECT id FROM tenant_jobs WHERE status = 'pending' AND run_at <= :now ORDER BY run_at LIMIT :n) "
-                      f"RETURNING {_RUN_COLS}", dict(_now_row(now), lease=now+lease, worker=worker, n=n))
+def claim_due(self:JobStore, now:float, lease:float, worker:str, n:int=1, max_running:int|None=None) -> list[dict]:
+    "Claim up to `n` due pending jobs, earliest `run_at` first; never more than `max_running` running at once."
+    pick = self.pick.format("SELECT id FROM tenant_jobs WHERE status = 'pending' AND run_at <= :now "
+                            f"ORDER BY run_at LIMIT :n{self.skip_locked}")
+    sql = f"UPDATE tenant_jobs SET {_CLAIM_SET} WHERE status = 'pending' AND {pick} RETURNING {_RUN_COLS}"
+    args = dict(_now_row(now), lease=now+lease, worker=worker, n=n)
+    if max_running is None: return self._exec(sql, args)
+    with self._tx() as q:  # count and claim in one transaction that other claimers of this database wait for
+        args['n'] = max(0, min(n, max_running - q("SELECT COUNT(*) AS n FROM tenant_jobs WHERE status = 'running'")[0]['n']))
+        return q(sql, args) if args['n'] else []
 
 # %% ../nbs/01_utils_bgtsk.ipynb #d6de5b8b
 _GUARD = "WHERE id = :id AND status = 'running' AND attempt = :attempt"
@@ -602,8 +627,10 @@ class BackgroundTaskManager:
                  clock:Callable[[], float]=time.time, # where "now" comes from (tests use a fake)
                  sleep:Callable|None=None, # async sleep used while waiting out a backoff (tests use a fake)
                  worker:str=WORKER_ID, # the name written into the leases this runner takes
+                 run_here:bool|None=None, # run jobs in this process (default), or only enqueue them for workers
                 ):
         self.store = store_for(db)
+        self.run_here = os.environ.get('FH_SAAS_RUN_JOBS', 'here') != 'workers' if run_here is None else run_here
         self.lease, self.policy, self.max_payload = lease, policy, max_payload
         self.tasks = registry if tasks is None else tasks
         self.clock, self.sleep, self.worker = clock, sleep or anyio.sleep, worker
@@ -742,6 +769,7 @@ def _claim_and_run(self:BackgroundTaskManager, job_id:str) -> tuple|None:
 async def run(self:BackgroundTaskManager, job_id:str, task_func:Callable|None=None) -> str|None:
     "Run job `job_id` to its end here (waiting out retries); its final status, or `None` if another runner has it."
     try:
+        if not self.run_here: return None  # worker processes run it (they were notified by the insert)
         if self.store.runner is not None: self.store.runner.wake(self.store); return None
         on_loop = self.store.inline_ok or (task_func is not None and is_async_task(task_func))
         while True:

@@ -58,3 +58,24 @@ def server_factory(tmp_path):
         return s.start()
     yield make
     for s in servers: s.stop()
+
+@pytest.fixture(scope='session')
+def pg_server():
+    "A PostgreSQL server (Debian's package) on 127.0.0.1 for the whole session, stopped at the end."
+    from pgserver import PgServer
+    srv = PgServer().start()
+    yield srv
+    srv.close()
+
+_n = iter(range(10**6))
+
+@pytest.fixture(params=['sqlite', 'postgresql'])
+def host(request, tmp_path):
+    "A tenant host on each backend: SQLite files in a temp folder, or a fresh database on the session's server."
+    from fh_saas.db_host import SqliteHost
+    if request.param == 'sqlite': return SqliteHost(tmp_path/'tenants')
+    from fh_saas.pg import PgHost
+    pg = request.getfixturevalue('pg_server')
+    db = f"t{os.getpid()}_{next(_n)}"
+    pg.psql(f"CREATE DATABASE {db} OWNER fh")
+    return PgHost(pg.url.rsplit('/', 1)[0] + '/' + db)
