@@ -75,12 +75,12 @@ class Scheduler:
                  policy:Callable=retry_delay, # the retry policy
                  tasks:TaskRegistry|None=None, # named tasks (default: the module registry)
                  clock:Callable[[], float]=time.time, # where "now" comes from
-                 worker:str=WORKER_ID, # the name written into leases
+                 worker:str|None=None, # the name written into leases (default `WORKER_ID`)
                  tenant_limit:int|None=None, # at most this many jobs of one tenant running at once (all runners)
                 ):
         self.source, self.concurrency, self.per_tenant, self.poll = source, concurrency, per_tenant, poll
         self.tenant_limit = tenant_limit
-        self.lease, self.grace, self.policy, self.tasks, self.clock, self.worker = lease, grace, policy, tasks, clock, worker
+        self.lease, self.grace, self.policy, self.tasks, self.clock, self.worker = lease, grace, policy, tasks, clock, worker or WORKER_ID
         self.mgrs, self.next, self.sigs, self.woken, self.active, self.served = {}, {}, {}, set(), {}, {}
         self._turn = 0
         self.stats = dict(runs=0, scans=0, queries=0, rescued=0)

@@ -626,14 +626,14 @@ class BackgroundTaskManager:
                  tasks:TaskRegistry|None=None, # named tasks (default: the module's `registry`)
                  clock:Callable[[], float]=time.time, # where "now" comes from (tests use a fake)
                  sleep:Callable|None=None, # async sleep used while waiting out a backoff (tests use a fake)
-                 worker:str=WORKER_ID, # the name written into the leases this runner takes
+                 worker:str|None=None, # the name written into the leases this runner takes (default `WORKER_ID`)
                  run_here:bool|None=None, # run jobs in this process (default), or only enqueue them for workers
                 ):
         self.store = store_for(db)
         self.run_here = os.environ.get('FH_SAAS_RUN_JOBS', 'here') != 'workers' if run_here is None else run_here
         self.lease, self.policy, self.max_payload = lease, policy, max_payload
         self.tasks = registry if tasks is None else tasks
-        self.clock, self.sleep, self.worker = clock, sleep or anyio.sleep, worker
+        self.clock, self.sleep, self.worker = clock, sleep or anyio.sleep, worker or WORKER_ID
 
     def __repr__(self): return f"BackgroundTaskManager({self.store.url!r})"
 
