@@ -73,6 +73,7 @@ def child_idle(a):
             await anyio.sleep(a.seconds)
             t2, cpu2 = perf_counter(), cpu_s()
             stats2, loops2, mem2, fds = dict(sched.stats), loops[0], rss_kb(), n_fds()
+        breakdown = scan_breakdown(host, sched)
         idle = [s for s in scans[nscan1:] if s['at'] <= t2]
         d = lambda k: stats2[k] - stats1[k]
         return dict(
@@ -86,8 +87,26 @@ def child_idle(a):
             stats_after_startup=stats1, stats_end=stats2,
             idle_scans=d('scans'), idle_queries=d('queries'),
             rss_kb_start=mem1['VmRSS'], rss_kb=mem2['VmRSS'], rss_hwm_kb=mem2['VmHWM'], threads=mem2['Threads'],
-            open_fds=fds)
+            open_fds=fds, scan_breakdown_ms=breakdown)
     return anyio.run(main)
+
+
+def scan_breakdown(host, sched, reps=5):
+    "Where one idle poll's time goes: the parts `Scheduler.scan` does for every tenant, each timed alone (median ms)."
+    from fh_saas.utils_bgtsk import store_for
+    from fh_saas.scheduler import _file_sig
+    ts = host.tenants(); urls = [host.url(t) for t in ts]; stores = [store_for(u) for u in urls]
+    parts = {'host.tenants()': lambda: host.tenants(), 'host.url(t) for all': lambda: [host.url(t) for t in ts],
+             'store_for(url) for all': lambda: [store_for(u) for u in urls],
+             '_file_sig(st) for all (2 stats each)': lambda: [_file_sig(s) for s in stores],
+             'whole scan() (idle)': lambda: sched.scan()}
+    out = {}
+    for k, f in parts.items():
+        xs = []
+        for _ in range(reps):
+            t = perf_counter(); f(); xs.append((perf_counter() - t) * 1e3)
+        out[k] = round(median(xs), 2)
+    return out
 
 
 # ---------------------------------------------------------------- child: recovery
@@ -193,6 +212,10 @@ def median(xs):
     s = sorted(xs)
     return s[len(s) // 2] if s else None
 
+def rng(runs):
+    xs = [r['all_done_s'] for r in runs if r['all_done_s'] is not None]
+    return f"{min(xs):.3f}-{max(xs):.3f}" if xs else '-'
+
 def write_report(out, cmd, env, a, idle, rec, setup, wall):
     out.mkdir(parents=True, exist_ok=True)
     now = datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')
@@ -201,7 +224,8 @@ def write_report(out, cmd, env, a, idle, rec, setup, wall):
     L = [f"# fh-saas scheduler benchmark\n",
          f"Produced by `{cmd}` on {now} ({wall:.0f} s).\n",
          f"Machine: Python {env['python']}, SQLite {env['sqlite']}, {env['cores']} cores ({env['usable_cores']} usable), "
-         f"{env['platform']}; fh-saas {env['fh_saas']}, anyio {env['anyio']}.\n",
+         f"{env['platform']}; fh-saas {env['fh_saas']}, anyio {env['anyio']}; code at commit {env['git_commit']}"
+         f"{' (fh_saas/ has uncommitted changes)' if env['fh_saas_dirty'] else ''}. Load average (1/5/15 min) at start {env['loadavg_start']}, at end {env['loadavg_end']}.\n",
          "Every row is one fresh child process (`python bench/bench_scheduler.py --child ...`); CPU is "
          "`getrusage(RUSAGE_SELF)` user+sys inside the child. Raw figures, including every poll's scan: `scheduler.json`.\n",
          "## 1. Idle cost\n",
@@ -221,6 +245,10 @@ def write_report(out, cmd, env, a, idle, rec, setup, wall):
                  f"{r['cpu_ms_per_poll']:.1f} | {fmt(median(r['scan_cpu_ms']))} | {fmt(median(r['scan_wall_ms']))} | "
                  f"{r['polls']} | {r['loop_wakeups']} | {r['idle_queries']:,} | {qps} | {r['rss_kb'] / 1024:.1f} | "
                  f"{r['open_fds']} | scans={st['scans']} queries={st['queries']:,} runs={st['runs']} |")
+    big = max(idle, key=lambda r: r['tenants'])
+    L += ["", f"Where an idle poll's time goes with {big['tenants']:,} tenants (each part timed alone in the child after "
+          "its window, median of 5, ms):\n", "| part | ms |", "|---|---:|"]
+    L += [f"| `{k}` | {v} |" for k, v in big['scan_breakdown_ms'].items()]
     L += ["", "## 2. Recovery at startup\n",
           f"{a.rec_tenants} tenants x {a.rec_per} jobs (task: `bench_scheduler:noop`, a no-op sync function). Half "
           "left `running` as by a crashed process, half `pending`. *dead pid*: worker "
@@ -228,15 +256,28 @@ def write_report(out, cmd, env, a, idle, rec, setup, wall):
           f"worker `{OTHER_WORKER}`, lease 60 s in the past. Fresh child runs `Scheduler(host, concurrency=8)`; times from "
           "just before `running()` is entered; completions counted in the child as each scheduled run returns, "
           "checked against the databases after.\n",
-          "| variant | jobs | startup scan s | first job done s | all done s | jobs/s (from start) | jobs/s (first→last) "
-          "| CPU % | rescued | final status counts |",
-          "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+          f"Each variant is run {a.reps} times on fresh databases; the row is the run with the median *all done* "
+          "time, *range* gives min-max of *all done* over the runs.\n",
+          "| variant | jobs | startup scan s | first job done s | all done s | all done range s | jobs/s (from start) "
+          "| jobs/s (first→last) | CPU % | rescued | final status counts |",
+          "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---|"]
     for r in rec:
         L.append(f"| {r['variant']} | {r['jobs']:,} | {r['startup_scan_s']:.3f} | {fmt(r['first_done_s'], 3)} | "
-                 f"{fmt(r['all_done_s'], 3)} | {fmt(r['jobs_per_s'], 0)} | {fmt(r['jobs_per_s_after_first'], 0)} | "
+                 f"{fmt(r['all_done_s'], 3)} | {rng(r['runs'])} | {fmt(r['jobs_per_s'], 0)} | {fmt(r['jobs_per_s_after_first'], 0)} | "
                  f"{r['cpu_pct']:.0f} | {r['stats']['rescued']} | {json.dumps(r['final_counts'])} |")
     L += ["", f"Setup (making the databases, in the parent): " + ', '.join(f"{k} {v:.1f} s" for k, v in setup.items()) + "."]
     (out / 'scheduler.md').write_text('\n'.join(L) + '\n')
+
+
+def git_info():
+    "The commit measured (read-only git commands)."
+    root = HERE.parent
+    try:
+        head = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=root, capture_output=True, text=True).stdout.strip()
+        dirty = bool(subprocess.run(['git', 'status', '--porcelain', '--', 'fh_saas'], cwd=root, capture_output=True,
+                                    text=True).stdout.strip())
+        return dict(git_commit=head or None, fh_saas_dirty=dirty)
+    except OSError: return dict(git_commit=None, fh_saas_dirty=None)
 
 
 def main():
@@ -244,6 +285,7 @@ def main():
     ap.add_argument('--tenants', type=int, default=1000, help='tenants in the large idle runs')
     ap.add_argument('--idle-seconds', type=float, default=30.0, help='idle window measured per run')
     ap.add_argument('--quick', action='store_true', help='small and fast: 200/20 tenants, 5 s idle, 20x10 jobs')
+    ap.add_argument('--reps', type=int, default=3, help='repetitions of each recovery run (median reported)')
     ap.add_argument('--out', type=Path, default=RESULTS, help='directory for scheduler.md and scheduler.json')
     # child mode (internal)
     ap.add_argument('--child', choices=['idle', 'recover'], help=argparse.SUPPRESS)
@@ -264,9 +306,10 @@ def main():
     cmd = shlex.join([os.path.relpath(sys.executable), os.path.relpath(sys.argv[0]), *sys.argv[1:]])
     env = dict(python=platform.python_version(), sqlite=sqlite3.sqlite_version, cores=os.cpu_count(),
                usable_cores=len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else None,
-               platform=platform.platform(), fh_saas=version('fh-saas'), anyio=version('anyio'))
+               platform=platform.platform(), fh_saas=version('fh-saas'), anyio=version('anyio'), **git_info())
     print(f"Python {env['python']}, SQLite {env['sqlite']}, {env['cores']} cores; command: {cmd}")
     sys.path.insert(0, str(HERE))
+    load0 = [round(x, 2) for x in os.getloadavg()]
     tmp, t_all, setup = Path(tempfile.mkdtemp(prefix='fhsaas-sched-bench-')), perf_counter(), {}
     try:
         big, little = tmp / f'idle{a.tenants}', tmp / f'idle{small}'
@@ -282,16 +325,22 @@ def main():
                   f"{r['queried_per_poll'][:5]}, RSS {r['rss_kb'] / 1024:.1f} MB, fds {r['open_fds']}", flush=True)
         rec = []
         for variant in ('dead pid', 'expired lease'):
-            d = tmp / ('rec-' + variant.replace(' ', '-'))
-            t = perf_counter(); make_crashed_tenants(d, a.rec_tenants, a.rec_per, variant)
-            setup[f'recovery ({variant}) tenants'] = perf_counter() - t
-            n = a.rec_tenants * a.rec_per
-            print(f"recovery ({variant}): {n} jobs in {a.rec_tenants} tenants ...", flush=True)
-            r = dict(variant=variant, **run_child('recover', dir=d, expect=n, concurrency=8))
-            rec.append(r)
-            print(f"  scan {r['startup_scan_s']:.3f} s, first {fmt(r['first_done_s'], 3)} s, all {fmt(r['all_done_s'], 3)} s,"
-                  f" {fmt(r['jobs_per_s'], 0)} jobs/s, rescued {r['stats']['rescued']}, {r['final_counts']}", flush=True)
+            runs = []
+            for i in range(a.reps):
+                d = tmp / (f'rec{i}-' + variant.replace(' ', '-'))
+                t = perf_counter(); make_crashed_tenants(d, a.rec_tenants, a.rec_per, variant)
+                setup[f'recovery ({variant}) tenants'] = setup.get(f'recovery ({variant}) tenants', 0) + perf_counter() - t
+                n = a.rec_tenants * a.rec_per
+                print(f"recovery ({variant}) #{i + 1}: {n} jobs in {a.rec_tenants} tenants ...", flush=True)
+                r = run_child('recover', dir=d, expect=n, concurrency=8)
+                runs.append(r)
+                print(f"  scan {r['startup_scan_s']:.3f} s, first {fmt(r['first_done_s'], 3)} s, all {fmt(r['all_done_s'], 3)} s,"
+                      f" {fmt(r['jobs_per_s'], 0)} jobs/s, rescued {r['stats']['rescued']}, {r['final_counts']}", flush=True)
+            runs.sort(key=lambda r: r['all_done_s'] if r['all_done_s'] is not None else float('inf'))
+            rec.append(dict(variant=variant, **runs[len(runs) // 2], runs=[{k: r[k] for k in (
+                'startup_scan_s', 'first_done_s', 'all_done_s', 'jobs_per_s', 'final_counts')} for r in runs]))
         wall = perf_counter() - t_all
+        env['loadavg_start'], env['loadavg_end'] = load0, [round(x, 2) for x in os.getloadavg()]
         write_report(a.out, cmd, env, a, idle, rec, setup, wall)
         print(f"wrote {a.out / 'scheduler.md'} and {a.out / 'scheduler.json'} ({wall:.0f} s)")
     finally:

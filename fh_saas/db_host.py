@@ -47,6 +47,7 @@ class SqliteHost:
         if synchronous.upper() not in ('NORMAL', 'FULL', 'EXTRA'): raise ValueError(f"bad synchronous {synchronous!r}")
         self.data_dir, self.synchronous = Path(data_dir), synchronous.upper()
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._root = str(self.data_dir.resolve())  # resolved once: a scheduler builds every tenant's URL each poll
 
     def path(self, tenant_id:str) -> Path:
         "The file of `tenant_id`'s database."
@@ -54,7 +55,7 @@ class SqliteHost:
 
     def url(self, tenant_id:str) -> str:
         "SQLAlchemy URL of `tenant_id`'s database (the job store adds the `synchronous` setting)."
-        return f"sqlite:///{self.path(tenant_id).resolve()}"
+        return f"sqlite:///{self._root}/{check_tenant_id(tenant_id)}.db"
 
     def exists(self, tenant_id:str) -> bool:
         "Whether `tenant_id` has a database."

@@ -60,8 +60,10 @@ def _file_sig(store:JobStore):
     "What changes when anyone commits to an SQLite database in WAL mode: the files' size and mtime."
     sig = []
     for suffix in ('', '-wal'):
-        try: st = os.stat(f"{store.path}{suffix}"); sig.append((st.st_mtime_ns, st.st_size))
-        except (FileNotFoundError, AttributeError): sig.append(None)
+        try: st = os.stat(f"{store.path}{suffix}")
+        except (FileNotFoundError, TypeError): sig.append(None); continue
+        # an empty -wal is no change: opening the first connection creates one, closing the last removes it
+        sig.append((st.st_mtime_ns, st.st_size) if st.st_size or not suffix else None)
     return tuple(sig)
 
 class Scheduler:
@@ -77,20 +79,30 @@ class Scheduler:
                  clock:Callable[[], float]=time.time, # where "now" comes from
                  worker:str|None=None, # the name written into leases (default `WORKER_ID`)
                  tenant_limit:int|None=None, # at most this many jobs of one tenant running at once (all runners)
+                 full_scan:float=60.0, # seconds between looks at every database, changed or not (a safety net)
                 ):
         self.source, self.concurrency, self.per_tenant, self.poll = source, concurrency, per_tenant, poll
-        self.tenant_limit = tenant_limit
+        self.tenant_limit, self.full_scan = tenant_limit, full_scan
         self.lease, self.grace, self.policy, self.tasks, self.clock, self.worker = lease, grace, policy, tasks, clock, worker or WORKER_ID
         self.mgrs, self.next, self.sigs, self.woken, self.active, self.served = {}, {}, {}, set(), {}, {}
+        self._by_key, self.broken = {}, set()
         self._turn = 0
         self.stats = dict(runs=0, scans=0, queries=0, rescued=0)
         self._loop, self._event, self._stopping, self._scope = None, None, False, None
 
     def stores(self) -> list[JobStore]:
-        "The job stores of every tenant database, as of now."
-        src = self.source
-        if hasattr(src, 'tenants'): return [store_for(src.url(t)) for t in src.tenants()]
-        return [store_for(d) for d in src]
+        "The job stores of every tenant database, as of now; one that cannot be opened is logged and skipped."
+        src, out = self.source, []
+        for t in (src.tenants() if hasattr(src, 'tenants') else src):
+            key = t if isinstance(t, str) else id(t)
+            st = self._by_key.get(key)
+            if st is None:
+                try: st = self._by_key[key] = store_for(src.url(t) if hasattr(src, 'tenants') else t)
+                except Exception as e:
+                    if key not in self.broken: log.error("scheduler: skipping tenant %s: %s", t, e)
+                    self.broken.add(key); continue
+            out.append(st)
+        return out
 
     def __repr__(self): return f"Scheduler({self.source!r}, concurrency={self.concurrency})"
 
@@ -131,10 +143,14 @@ def scan(self:Scheduler, force:bool=False) -> int:
         self._adopt(st)
         sig = _file_sig(st) if st.dialect == 'sqlite' else None
         if not force and sig is not None and sig == self.sigs.get(st) and st not in self.woken: continue
-        self.sigs[st] = sig
-        rescued = st.rescue(now, self.policy, gone if st.dialect == 'sqlite' else (lambda w: False))
-        self.stats['rescued'] += rescued
-        self.next[st] = st.next_due()
+        try:
+            self.stats['rescued'] += st.rescue(now, self.policy, gone if st.dialect == 'sqlite' else (lambda w: False))
+            self.next[st] = st.next_due()
+        except Exception as e:  # one tenant's trouble must not stop the others
+            log.error("scheduler: %s: %s", st, e); self.sigs.pop(st, None); continue
+        # remember the files as they were before the look only if the look changed nothing (opening the first
+        # connection creates the -wal file): a commit made meanwhile by another process is then seen next time
+        self.sigs[st] = sig if sig == (_file_sig(st) if sig is not None else None) else None
         n += 1
     self.stats['queries'] += n
     return n
@@ -186,11 +202,13 @@ async def serve(self:Scheduler, *, task_status=anyio.TASK_STATUS_IGNORED):
             self._scope = tg.cancel_scope
             await in_thread(self.scan, True)
             task_status.started()
-            next_scan = time.monotonic() + self.poll
+            next_scan, next_full = time.monotonic() + self.poll, time.monotonic() + self.full_scan
             while not self._stopping:
                 try:
                     if time.monotonic() >= next_scan:
-                        await in_thread(self.scan); next_scan = time.monotonic() + self.poll
+                        full = time.monotonic() >= next_full
+                        await in_thread(self.scan, full); next_scan = time.monotonic() + self.poll
+                        if full: next_full = time.monotonic() + self.full_scan
                     await self._dispatch(tg)
                 except Exception as e:  # a database away (restart, network): keep going, try again shortly
                     log.warning("scheduler: %s: %s; retrying in 1 s", type(e).__name__, e)

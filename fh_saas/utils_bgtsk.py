@@ -8,6 +8,7 @@ Docs: https://fh-saas.github.io/fh-saas/utils_bgtsk.html.md"""
 from __future__ import annotations
 import os, sys, json, time, asyncio, socket, random, logging, sqlite3, threading, traceback, importlib, inspect, functools
 from contextlib import contextmanager
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass, field, fields, asdict
@@ -18,13 +19,13 @@ from starlette.background import BackgroundTask
 from .db_host import timestamp, gen_id
 
 # %% auto #0
-__all__ = ['log', 'STATUSES', 'FINISHED', 'registry', 'task', 'SCHEMA', 'COLUMNS', 'leases', 'WORKER_ID', 'MAX_PAYLOAD',
-           'TenantJob', 'NoRetry', 'RetryAfter', 'JobCancelled', 'JobNotFound', 'retry_delay', 'TaskRegistry',
-           'func_path', 'resolve', 'JobStore', 'store_for', 'insert', 'claim', 'claim_due', 'finish', 'reschedule',
-           'renew', 'cancel', 'retry', 'prune', 'get', 'query', 'count', 'next_due', 'expired', 'JobContext',
-           'current_job', 'LeaseKeeper', 'Outcome', 'in_thread', 'is_async_task', 'call_sync', 'call_async', 'classify',
-           'BackgroundTaskManager', 'enqueue', 'submit', 'record', 'run_in_thread', 'run_on_loop', 'run_claimed', 'run',
-           'get_job', 'list_jobs', 'count_jobs', 'with_task']
+__all__ = ['log', 'STATUSES', 'FINISHED', 'registry', 'task', 'SCHEMA', 'COLUMNS', 'MAX_IDLE', 'leases', 'WORKER_ID',
+           'MAX_PAYLOAD', 'TenantJob', 'NoRetry', 'RetryAfter', 'JobCancelled', 'JobNotFound', 'retry_delay',
+           'TaskRegistry', 'func_path', 'resolve', 'JobStore', 'store_for', 'insert', 'claim', 'claim_due', 'finish',
+           'reschedule', 'renew', 'cancel', 'retry', 'prune', 'get', 'query', 'count', 'next_due', 'expired',
+           'JobContext', 'current_job', 'LeaseKeeper', 'Outcome', 'in_thread', 'is_async_task', 'call_sync',
+           'call_async', 'classify', 'BackgroundTaskManager', 'enqueue', 'submit', 'record', 'run_in_thread',
+           'run_on_loop', 'run_claimed', 'run', 'get_job', 'list_jobs', 'count_jobs', 'with_task']
 
 # %% ../nbs/01_utils_bgtsk.ipynb #6d1d3c5b
 log = logging.getLogger('fh_saas.jobs')
@@ -184,6 +185,9 @@ def _sqlite_path(url:str) -> Path:
     if p in ('', ':memory:'): raise ValueError("an in-memory SQLite database cannot hold jobs: use a file")
     return Path(p)
 
+MAX_IDLE = int(os.environ.get('FH_SAAS_IDLE_CONNECTIONS', '64'))
+_idle_lru, _idle_lock = OrderedDict(), threading.Lock()  # every idle connection of the process, least recently used first
+
 class JobStore:
     "The `tenant_jobs` table of one SQLite database file, with a small pool of connections."
     dialect = 'sqlite'
@@ -192,7 +196,7 @@ class JobStore:
                  pool_size:int=8, # idle connections kept
                 ):
         self.url, self.path, self.synchronous = url, _sqlite_path(url), synchronous
-        self.pool_size, self._idle, self._lock, self._tls, self._inline_n = pool_size, [], threading.Lock(), threading.local(), 0
+        self.pool_size, self._idle, self._tls, self._inline_n = pool_size, [], threading.local(), 0
         self.listeners = []  # callables told (self) when a job becomes due here
         self.runner = None   # an in-process scheduler serving this store, if any
         with self._conn() as c: c.executescript(SCHEMA)
@@ -208,15 +212,22 @@ class JobStore:
         "Lend one connection to one operation; it is never used by two threads at once."
         c = getattr(self._tls, 'conn', None)
         if c is not None: yield c; return  # this thread's event-loop connection, see `inline`
-        with self._lock: c = self._idle.pop() if self._idle else None
+        with _idle_lock:
+            c = self._idle.pop() if self._idle else None
+            if c is not None: _idle_lru.pop(id(c), None)
         if c is None: c = self._connect()
         try: yield c
         except BaseException:
             c.close()
             raise
-        with self._lock:
-            if len(self._idle) < self.pool_size: self._idle.append(c); c = None
-        if c is not None: c.close()
+        evict = []
+        with _idle_lock:
+            if len(self._idle) < self.pool_size:
+                self._idle.append(c); _idle_lru[id(c)] = (self, c); c = None
+                while len(_idle_lru) > MAX_IDLE:  # over the process-wide cap: close the least recently used
+                    st, old = _idle_lru.popitem(last=False)[1]
+                    st._idle.remove(old); evict.append(old)
+        for x in evict + ([c] if c is not None else []): x.close()
 
     def _exec(self, sql:str, args:dict|None=None) -> list[dict]:
         "Run one statement in its own transaction; return the rows it produced (RETURNING or SELECT)."
@@ -273,7 +284,9 @@ class JobStore:
 
     def close(self):
         "Close the idle connections."
-        with self._lock: idle, self._idle = self._idle, []
+        with _idle_lock:
+            idle, self._idle = self._idle, []
+            for c in idle: _idle_lru.pop(id(c), None)
         for c in idle: c.close()
 
     def __repr__(self): return f"{type(self).__name__}({self.url!r})"
