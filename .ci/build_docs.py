@@ -9,20 +9,25 @@
    ones Quarto would publish.
 3. Every page gets the same navigation (index first, then notebook file order), `style.css`, links
    between notebooks rewritten to the rendered pages, and Mermaid diagrams rendered in the browser by a
-   vendored `mermaid.min.js` (fetched once with `npm pack` into `.ci/.cache/`; no CDN). Without npm the
-   diagrams are shown as their source with a caption.
+   vendored `mermaid.min.js` (fetched once with `npm pack` into `.ci/.cache/npm/` by `.ci/npm_assets.py`; no
+   CDN). Without npm the diagrams are shown as their source with a caption. Images under `nbs/` (e.g.
+   `nbs/images/x.png`, referenced from markdown as `images/x.png`) are copied to the same place in `_docs/`.
 
 Usage (from anywhere): `.venv/bin/python .ci/build_docs.py`. Exits non-zero if any notebook fails.
 """
 from __future__ import annotations
-import html, json, os, re, shutil, subprocess, sys, tarfile, tempfile, time, tomllib
+import html, json, os, re, shutil, subprocess, sys, tempfile, time, tomllib
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from npm_assets import npm_file, NpmError
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT/'.ci'/'.cache'
 BIN = Path(sys.executable).parent          # the venv's bin dir (sys.executable is not resolved on purpose)
 MERMAID_VERSION = os.environ.get('DOCS_MERMAID_VERSION', '11.17.2')
 SKIP_PREFIXES = ('_', '.', 'test_')
+IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.gif', '.svg', '.webp')
 
 def log(*a): print('[docs]', *a, flush=True)
 
@@ -322,31 +327,16 @@ def page_html(cfg, pages, cur, title, desc, body, toc, src_name, scripts=''):
 
 # ---------------------------------------------------------------- mermaid vendoring
 def vendor_mermaid(docs:Path) -> bool:
+    "Copy mermaid.min.js (fetched once by `npm pack`, see .ci/npm_assets.py) into the site; False if it cannot."
     if os.environ.get('DOCS_NO_MERMAID'): return False
-    dst = CACHE/'mermaid'/MERMAID_VERSION
-    js = dst/'mermaid.min.js'
-    if not js.exists():
-        npm = shutil.which('npm')
-        if not npm: log('npm not found: Mermaid diagrams will be shown as source'); return False
-        dst.mkdir(parents=True, exist_ok=True)
-        try:
-            r = subprocess.run([npm, 'pack', f'mermaid@{MERMAID_VERSION}', '--pack-destination', str(dst), '--silent'],
-                               cwd=dst, capture_output=True, text=True, timeout=180)
-            tgz = next(iter(sorted(dst.glob('mermaid-*.tgz'))), None)
-            if r.returncode or tgz is None: raise RuntimeError(r.stderr.strip()[-500:] or 'no tarball')
-            with tarfile.open(tgz) as tf:
-                for name, out in (('package/dist/mermaid.min.js', js), ('package/LICENSE', dst/'LICENSE')):
-                    try: f = tf.extractfile(name)
-                    except KeyError: f = None
-                    if f: (out.with_suffix(out.suffix + '.part')).write_bytes(f.read()); out.with_suffix(out.suffix + '.part').rename(out)
-            tgz.unlink()
-            log(f'vendored mermaid {MERMAID_VERSION} into {js.relative_to(ROOT)}')
-        except Exception as e:
-            log(f'could not fetch mermaid@{MERMAID_VERSION} with npm ({e}): diagrams will be shown as source')
-            return False
-    if not js.exists(): return False
+    try:
+        js = npm_file('mermaid', MERMAID_VERSION, 'dist/mermaid.min.js')
+        lic = npm_file('mermaid', MERMAID_VERSION, 'LICENSE')
+    except (NpmError, OSError) as e:
+        log(f'could not get mermaid@{MERMAID_VERSION} ({e}): diagrams will be shown as source')
+        return False
     shutil.copy2(js, docs/'mermaid.min.js')
-    if (dst/'LICENSE').exists(): shutil.copy2(dst/'LICENSE', docs/'mermaid.LICENSE.txt')
+    shutil.copy2(lic, docs/'mermaid.LICENSE.txt')
     return True
 
 # ---------------------------------------------------------------- main
@@ -406,11 +396,11 @@ def main() -> int:
 
     (docs/'style.css').write_text(CSS.strip() + '\n\n/* pandoc syntax highlighting (pygments) */\n'
                                   + highlight_css(Path(tempfile.mkdtemp(prefix='docs-hl-'))))
-    if proc.exists():      # images and other assets that nbdev copied from nbs/
-        for f in proc.rglob('*'):
-            rel = f.relative_to(proc)
-            if f.is_file() and f.suffix.lower() in ('.png', '.jpg', '.jpeg', '.gif', '.svg', '.webp') \
-               and not any(x.startswith(('.', '_')) for x in rel.parts):
+    for base in (nbs_dir, proc):   # images referenced by the notebooks (nbdev-proc-nbs does not copy them all)
+        if not base.exists(): continue
+        for f in base.rglob('*'):
+            rel = f.relative_to(base)
+            if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not any(x.startswith(('.', '_')) for x in rel.parts):
                 (docs/rel).parent.mkdir(parents=True, exist_ok=True); shutil.copy2(f, docs/rel)
 
     n_diagrams = 0

@@ -6,12 +6,14 @@ Docs: https://fh-saas.github.io/fh-saas/demo.html.md"""
 
 # %% ../nbs/05_demo.ipynb #076ab7cb
 from __future__ import annotations
-import random, time
+import math, random, time
 from pathlib import Path
 from fasthtml.common import *
 from fastcore.script import call_parse
 from .db_host import SqliteHost, check_tenant_id
-from .utils_bgtsk import BackgroundTaskManager, current_job
+from .utils_bgtsk import BackgroundTaskManager, current_job, with_task
+from .scheduler import Scheduler
+from .ui import CsrfInput, JobTable, csrf_beforeware, mount_jobs
 
 # %% auto #0
 __all__ = ['TENANTS', 'import_contacts', 'make_app', 'main']
@@ -33,54 +35,53 @@ def import_contacts(rows:int=100, # rows to import
 # %% ../nbs/05_demo.ipynb #b6a1d859
 TENANTS = ('acme', 'globex')
 
-def _jobs_table(mgr:BackgroundTaskManager):
-    "The tenant's latest jobs as a table."
-    rows = [Tr(Td(Code(j.id[:8])), Td(j.job_type), Td(j.status, cls=f"status-{j.status}"), Td(j.retry_count),
-               Td(f"{round((j.progress or 0)*100)} %"), Td(j.created_at[11:19]),
-               Td(str(j.result) if j.result is not None else (j.error or '')))
-            for j in mgr.list_jobs(limit=20)]
-    return Table(Thead(Tr(*map(Th, ('job', 'type', 'status', 'retries', 'progress', 'created', 'result / error')))),
-                 Tbody(*rows), id='jobs', hx_get='/jobs', hx_trigger='every 1s', hx_swap='outerHTML')
+def _num(v, lo, hi, default):
+    "`v` clamped to [lo, hi], or `default` if it is not a finite number."
+    return default if not isinstance(v, (int, float)) or not math.isfinite(v) else min(max(v, lo), hi)
 
 def make_app(data_dir:str|Path='data/demo', # folder for the tenants' SQLite files
              tenants:tuple=TENANTS, # tenant ids to create
             ):
-    "The demo FastHTML app: two tenants on SQLite files, a form that submits jobs, and their table."
+    "The demo FastHTML app: two tenants on SQLite files, a form that submits jobs, and the job dashboard."
     host = SqliteHost(data_dir)
-    for t in tenants: host.create(t)
+    for t in tenants: host.create(check_tenant_id(t))
     def before(req, sess):
         t = sess.get('tenant')
         if t not in tenants: t = sess['tenant'] = tenants[0]
-        req.scope['mgr'] = BackgroundTaskManager(host.url(t))
         req.scope['tenant'] = t
-    app, rt = fast_app(before=Beforeware(before), title='fh-saas demo', secret_key='demo-only-not-secret')
+    scheduler = Scheduler(host)
+    app, rt = fast_app(before=[Beforeware(before), csrf_beforeware()], title='fh-saas demo',
+                       secret_key='demo-only-not-secret', lifespan=scheduler.lifespan)
+    jobs = mount_jobs(app, tenant_of=lambda req: req.scope['tenant'], host=host, prefix='/jobs')
 
     @app.get('/')
-    def index(req):
+    def index(req, sess):
         t = req.scope['tenant']
-        switch = [A(x, href=f"/tenant/{x}", role='button', cls='' if x == t else 'outline') for x in tenants]
-        form = Form(Fieldset(Label('Rows', Input(name='rows', type='number', value=100, min=1)),
-                             Label('Seconds', Input(name='seconds', type='number', value=4, min=0, step='0.5')),
+        switch = Form(CsrfInput(sess), Fieldset(*[Button(x, name='tenant', value=x, cls=None if x == t else 'outline')
+                                                  for x in tenants], role='group'), method='post', action='/tenant', cls='tenants')
+        form = Form(CsrfInput(sess),
+                    Fieldset(Label('Rows', Input(name='rows', type='number', value=100, min=1)),
+                             Label('Seconds', Input(name='seconds', type='number', value=4, min=0, max=600, step='0.1')),
                              Label('Fail rate', Input(name='fail_rate', type='number', value=0.3, min=0, max=1, step='0.1')),
-                             cls='grid'),
-                    Button('Import contacts'), hx_post='/jobs', hx_target='#jobs', hx_swap='outerHTML')
-        return Titled(f"Jobs of {t}", Nav(*switch), form, _jobs_table(req.scope['mgr']))
+                             Label('Retries', Input(name='retries', type='number', value=2, min=0, max=5)), cls='grid'),
+                    Button('Import contacts'), method='post', action='/submit')
+        latest = jobs.manager(req).list_jobs(limit=jobs.page_size)
+        return Titled(f"Jobs of {t}", switch, form, H2('Latest jobs'),
+                      JobTable(latest, jobs.prefix, poll=jobs.url(part='table')),
+                      P(A('All jobs, with filters →', href=jobs.prefix)))
 
-    @app.get('/jobs')
-    def jobs(req): return _jobs_table(req.scope['mgr'])
+    @app.post('/submit')
+    def submit(req, rows:int=100, seconds:float=4.0, fail_rate:float=0.3, retries:int=2):
+        job_id, bg_task = jobs.manager(req).submit(
+            'import_contacts', import_contacts, max_retries=int(_num(retries, 0, 5, 2)), rows=int(_num(rows, 1, 10**6, 100)),
+            seconds=float(_num(seconds, 0, 600, 4.0)), fail_rate=float(_num(fail_rate, 0, 1, 0.3)))
+        return with_task(Redirect(jobs.url(job_id)), bg_task)
 
-    @app.post('/jobs')
-    def submit_job(req, rows:int=100, seconds:float=4.0, fail_rate:float=0.3):
-        mgr = req.scope['mgr']
-        _, bg_task = mgr.submit('import_contacts', import_contacts, max_retries=2,
-                                rows=rows, seconds=seconds, fail_rate=fail_rate)
-        return _jobs_table(mgr), bg_task
-
-    @app.get('/tenant/{t}')
-    def switch_tenant(t:str, sess):
-        if t in tenants: sess['tenant'] = t
+    @app.post('/tenant')
+    def switch_tenant(sess, tenant:str=''):
+        if tenant in tenants: sess['tenant'] = tenant
         return Redirect('/')
-    app.state.host = host
+    app.state.host, app.state.jobs, app.state.scheduler = host, jobs, scheduler
     return app
 
 # %% ../nbs/05_demo.ipynb #174ce8bc

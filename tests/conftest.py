@@ -1,10 +1,13 @@
-"Shared fixtures: free ports, uvicorn servers in real processes, polling helpers."
+"Shared fixtures: free ports, uvicorn servers in real processes, polling helpers, one headless Chromium."
 import os, sys, socket, subprocess, time, signal
 from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT/'tests'/'artifacts'
+CHROMIUM = '/usr/bin/chromium'
+CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+                 '--disable-sync']
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -79,3 +82,13 @@ def host(request, tmp_path):
     db = f"t{os.getpid()}_{next(_n)}"
     pg.psql(f"CREATE DATABASE {db} OWNER fh")
     return PgHost(pg.url.rsplit('/', 1)[0] + '/' + db)
+
+@pytest.fixture(scope='session')
+def chromium():
+    "Debian's Chromium driven by Playwright, one for the whole session: the sync API allows one Playwright per thread."
+    if not Path(CHROMIUM).exists(): pytest.fail(f'{CHROMIUM} missing: apt-get install chromium')
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

@@ -17,9 +17,6 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 NBS, DOCS = ROOT/'nbs', ROOT/'_docs'
 ARTIFACTS = ROOT/'tests'/'artifacts'/'docs'
-CHROMIUM = '/usr/bin/chromium'
-CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-                 '--disable-sync']
 SKIP_PREFIXES = ('_', '.', 'test_')
 
 # ------------------------------------------------------------------ helpers (independent of the build script)
@@ -73,13 +70,7 @@ def docs_server(docs_build):
     srv.shutdown(); srv.server_close()
 
 @pytest.fixture(scope='session')
-def docs_browser():
-    if not Path(CHROMIUM).exists(): pytest.fail(f'{CHROMIUM} missing: apt-get install chromium')
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+def docs_browser(chromium): return chromium   # conftest's: one Playwright per process, shared with the UI tests
 
 COLLECT_JS = """() => {
   const main = document.querySelector('main') || document.body;
