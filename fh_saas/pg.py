@@ -48,9 +48,10 @@ def pool_for(conninfo:str, size:int=10):
         if p is None:
             from psycopg.rows import dict_row
             from psycopg_pool import ConnectionPool
+            # autocommit: each statement is its own transaction, one round trip (no BEGIN/COMMIT, no checks;
+            # a connection that broke is discarded by the pool when it comes back, and the statement retried)
             p = _pools[conninfo] = ConnectionPool(conninfo, min_size=1, max_size=size, open=True, name='fh-saas',
-                                                  kwargs=dict(row_factory=dict_row), check=ConnectionPool.check_connection,
-                                                  reconnect_timeout=0)
+                                                  kwargs=dict(row_factory=dict_row, autocommit=True), reconnect_timeout=0)
         return p
 
 class Listener:
@@ -132,7 +133,7 @@ class PgJobStore(JobStore):
     @contextmanager
     def _tx(self):
         "One transaction holding this tenant's advisory lock, so claims that count running jobs do not race."
-        with self.pool.connection() as c:
+        with self.pool.connection() as c, c.transaction():
             c.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [self.schema])
             yield lambda sql, args=None: (lambda cur: cur.fetchall() if cur.description else [])(c.execute(self._sql(sql), args or {}))
 

@@ -85,7 +85,7 @@ class Scheduler:
         self.tenant_limit, self.full_scan = tenant_limit, full_scan
         self.lease, self.grace, self.policy, self.tasks, self.clock, self.worker = lease, grace, policy, tasks, clock, worker or WORKER_ID
         self.mgrs, self.next, self.sigs, self.woken, self.active, self.served = {}, {}, {}, set(), {}, {}
-        self._by_key, self.broken = {}, set()
+        self._by_key, self.broken, self.lease_at = {}, set(), {}
         self._turn = 0
         self.stats = dict(runs=0, scans=0, queries=0, rescued=0)
         self._loop, self._event, self._stopping, self._scope = None, None, False, None
@@ -127,6 +127,18 @@ def _adopt(self:Scheduler, store:JobStore) -> BackgroundTaskManager:
     return m
 
 @_patch(Scheduler)
+def _set_due(self:Scheduler, store:JobStore, pending:float|None, lease:float|None):
+    "Remember when `store` next needs us: its earliest due job, or the earliest lease that may run out."
+    self.lease_at[store] = lease
+    ts = [t for t in (pending, lease) if t is not None]
+    self.next[store] = min(ts) if ts else None
+
+@_patch(Scheduler)
+def _gone(self:Scheduler, store:JobStore) -> Callable[[str], bool]:
+    "How to tell that a lease's worker process is gone: by its pid on this machine (SQLite files are local)."
+    return functools.partial(pid_gone, me=self.worker) if store.dialect == 'sqlite' else (lambda w: False)
+
+@_patch(Scheduler)
 def _drop(self:Scheduler, store:JobStore):
     if store.runner is self: store.runner = None
     if self.wake in store.listeners: store.listeners.remove(self.wake)
@@ -138,14 +150,13 @@ def scan(self:Scheduler, force:bool=False) -> int:
     "Look at every tenant database whose files changed (or all, with `force`); how many were queried."
     self.stats['scans'] += 1
     n, now = 0, self.clock()
-    gone = functools.partial(pid_gone, me=self.worker)
     for st in self.stores():
         self._adopt(st)
         sig = _file_sig(st) if st.dialect == 'sqlite' else None
         if not force and sig is not None and sig == self.sigs.get(st) and st not in self.woken: continue
         try:
-            self.stats['rescued'] += st.rescue(now, self.policy, gone if st.dialect == 'sqlite' else (lambda w: False))
-            self.next[st] = st.next_due()
+            self.stats['rescued'] += st.rescue(now, self.policy, self._gone(st))
+            self._set_due(st, *st.due_times())
         except Exception as e:  # one tenant's trouble must not stop the others
             log.error("scheduler: %s: %s", st, e); self.sigs.pop(st, None); continue
         # remember the files as they were before the look only if the look changed nothing (opening the first
@@ -170,14 +181,15 @@ async def _dispatch(self:Scheduler, tg):
             self.woken.discard(st)
             self._turn += 1; self.served[st] = self._turn
             m = self.mgrs[st]
-            await m._store_call(st.rescue, now, self.policy, functools.partial(pid_gone, me=self.worker)
-                                if st.dialect == 'sqlite' else (lambda w: False))
+            if (self.lease_at.get(st) or float('inf')) <= now:  # a lease ran out: its runner may be gone
+                self.stats['rescued'] += await m._store_call(st.rescue, now, self.policy, self._gone(st))
+                self.lease_at[st] = None  # known again after the next look at its due times
             rows = await m._store_call(st.claim_due, now, self.lease, self.worker, min(free, self.per_tenant),
                                        self.tenant_limit)
             for row in rows:
                 self.active[(st, row['id'])] = row['attempt']
                 tg.start_soon(self._run, st, row)
-            if len(rows) < min(free, self.per_tenant): self.next[st] = await m._store_call(st.next_due)
+            if len(rows) < min(free, self.per_tenant): self._set_due(st, *await m._store_call(st.due_times))
             else: self.next[st] = now  # maybe more: come back next round
 
 @_patch(Scheduler)

@@ -22,8 +22,8 @@ from .db_host import timestamp, gen_id
 __all__ = ['log', 'STATUSES', 'FINISHED', 'registry', 'task', 'SCHEMA', 'COLUMNS', 'MAX_IDLE', 'leases', 'WORKER_ID',
            'MAX_PAYLOAD', 'TenantJob', 'NoRetry', 'RetryAfter', 'JobCancelled', 'JobNotFound', 'retry_delay',
            'TaskRegistry', 'func_path', 'resolve', 'JobStore', 'store_for', 'insert', 'claim', 'claim_due', 'finish',
-           'reschedule', 'renew', 'cancel', 'retry', 'prune', 'get', 'query', 'count', 'next_due', 'expired',
-           'JobContext', 'current_job', 'LeaseKeeper', 'Outcome', 'in_thread', 'is_async_task', 'call_sync',
+           'reschedule', 'renew', 'cancel', 'retry', 'prune', 'get', 'query', 'count', 'due_times', 'next_due',
+           'expired', 'JobContext', 'current_job', 'LeaseKeeper', 'Outcome', 'in_thread', 'is_async_task', 'call_sync',
            'call_async', 'classify', 'BackgroundTaskManager', 'enqueue', 'submit', 'record', 'run_in_thread',
            'run_on_loop', 'run_claimed', 'run', 'get_job', 'list_jobs', 'count_jobs', 'with_task']
 
@@ -138,7 +138,7 @@ def resolve(job_type:str, path:str|None, tasks:TaskRegistry|None=None) -> Callab
     if job_type in tasks: return tasks[job_type]
     if not path: raise LookupError(f"no task registered as {job_type!r} and no import path stored")
     mod, _, qn = path.partition(':')
-    obj = sys.modules.get(mod) or importlib.import_module(mod)
+    obj = importlib.import_module(mod)  # not sys.modules: another thread may be half-way through importing it
     for part in qn.split('.'): obj = getattr(obj, part)
     return obj
 
@@ -451,11 +451,16 @@ def _filters(job_type, status):
     return (' WHERE ' + ' AND '.join(conds) if conds else ''), args
 
 @_patch(JobStore)
-def next_due(self:JobStore) -> float|None:
-    "The earliest time something here needs a runner: a pending job's `run_at` or a running job's lease end."
+def due_times(self:JobStore) -> tuple[float|None, float|None]:
+    "`(earliest run_at of a pending job, earliest lease end of a running job)`: when a runner is next needed here."
     r = self._exec("SELECT (SELECT MIN(run_at) FROM tenant_jobs WHERE status = 'pending') AS p, "
                    "(SELECT MIN(lease_until) FROM tenant_jobs WHERE status = 'running') AS r")[0]
-    ts = [t for t in (r['p'], r['r']) if t is not None]
+    return r['p'], r['r']
+
+@_patch(JobStore)
+def next_due(self:JobStore) -> float|None:
+    "The earliest time something here needs a runner: a pending job's `run_at` or a running job's lease end."
+    ts = [t for t in self.due_times() if t is not None]
     return min(ts) if ts else None
 
 @_patch(JobStore)
