@@ -600,16 +600,23 @@ def findings(res, rows):
         b = {x['step']: x for x in lp['breakdown']}
         g = lambda k: b[k]['p50_ms'] if k in b and b[k]['p50_ms'] is not None else float('nan')
         F.append(f"- **One job's path at low load** (p50, instrumented): submit -> NOTIFY wake-up {g('submit->wake'):.2f} ms "
-                 f"(the insert's own round trips; the wake-up itself is {g('submit returned->wake'):.2f} ms after `submit` "
-                 f"returns, i.e. NOTIFY is not the problem), wake -> claim start {g('wake->claim start'):.2f} ms (thread hop + "
+                 f"(the insert's own round trips: the listener is woken {abs(g('submit returned->wake')):.2f} ms "
+                 f"{'after' if g('submit returned->wake') >= 0 else 'before'} `submit` returns, so NOTIFY delivery "
+                 f"itself costs ~nothing), wake -> claim start {g('wake->claim start'):.2f} ms (thread hop + "
                  f"`rescue`), claim {g('claim (UPDATE+commit)'):.2f} ms, claimed -> run start {g('claimed->run start'):.2f} ms "
                  f"(task start + hop), run {g('run start->finish start'):.2f} ms, finish {g('finish (UPDATE+commit)'):.2f} ms; "
                  f"submit -> finish committed {g('submit->finish committed'):.2f} ms. Every store call costs 4 round trips: "
                  f"`pool.check_connection` (an empty query, {next((x['p50_ms'] for x in lp['phases'] if x['phase'] == 'pool.check_connection'), float('nan')):.2f} ms p50), "
                  "BEGIN + statement (`execute`), COMMIT.")
+    l2 = lat.get(('fh-saas', 2))
+    if l1 and l2:
+        F.append(f"- **Two idle workers are slower than one** (p50 {l2['lat_p50']:.2f} vs {l1['lat_p50']:.2f} ms; started -> "
+                 f"completed {l2['started_to_completed_p50']:.2f} vs {l1['started_to_completed_p50']:.2f} ms): every NOTIFY "
+                 "wakes both (`Listener` calls every watcher of the schema); the loser still runs `rescue`, an empty "
+                 "`claim_due` and `next_due` (12 round trips) at the same moment, competing for the 2 cores and the server.")
     if rawp:
         per_write = (1e3 / rawp['jobs_s'] - 1e3 / raw1['jobs_s']) / 2 if rawp['jobs_s'] and raw1['jobs_s'] else None
-        F.append(f"- **Connection discipline costs ~half**: raw psycopg with fh-saas's per-write pattern (pool check + "
+        F.append(f"- **Connection discipline**: raw psycopg with fh-saas's per-write pattern (pool check + "
                  f"BEGIN + statement + COMMIT) drains {fmt(rawp['jobs_s'])} jobs/s vs {fmt(raw1['jobs_s'])} autocommit: "
                  f"{fmt(per_write, '.2f')} ms extra per write.")
     # suggestions, each with an estimate from this run's numbers
@@ -790,7 +797,11 @@ def main():
     ap.add_argument('--gap-ms', type=float, default=20.0)
     ap.add_argument('--no-profile', action='store_true')
     ap.add_argument('--out', type=Path, default=RESULTS)
+    ap.add_argument('--report-from', type=Path, help="only rewrite pg.md (and pg.json) from this run's pg.json")
     a = ap.parse_args()
+    if a.report_from:
+        res = json.loads(a.report_from.read_text()); res.pop('drain_table', None); res.pop('findings', None)
+        return write_report(res, a.out / 'pg.md', a.out / 'pg.json')
     n = a.jobs or (1000 if a.quick else 5000)
     lat_n = a.lat_jobs or (100 if a.quick else 200)
     gap = a.gap_ms / 1e3

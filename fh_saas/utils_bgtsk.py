@@ -790,13 +790,18 @@ async def run(self:BackgroundTaskManager, job_id:str, task_func:Callable|None=No
         if not self.run_here: return None  # worker processes run it (they were notified by the insert)
         if self.store.runner is not None: self.store.runner.wake(self.store); return None
         on_loop = self.store.inline_ok or (task_func is not None and is_async_task(task_func))
+        misses = 0
         while True:
             if on_loop: r = await self._store_call(self.store.claim, job_id, self.clock(), self.lease, self.worker)
             else: r = await in_thread(self._claim_and_run, job_id)
             if r is None:  # not ours: taken, cancelled, finished, or not due yet (a timer may wake a hair early)
                 row = await in_thread(self.store.get, job_id)
-                if not row or row['status'] != 'pending' or row['run_at'] <= self.clock(): return None
-                await self.sleep(row['run_at'] - self.clock()); continue
+                if not row or row['status'] != 'pending': return None
+                wait = row['run_at'] - self.clock()
+                if wait <= 0: misses += 1  # due, yet the claim missed: the timer woke early, try again
+                if misses > 3: return None  # pending and due, yet not ours: leave it to the scheduler
+                await self.sleep(wait if wait > 0 else 0.001 * misses); continue
+            misses = 0
             status, run_at = await self.run_on_loop(r) if isinstance(r, dict) else r
             if status != 'pending': return status
             await self.sleep(max(0.0, run_at - self.clock()))

@@ -48,23 +48,24 @@ def test_4_workers_10000_jobs_20_tenants_exactly_once(pg_host, tmp_path):
 
 def test_a_killed_workers_jobs_are_rescued(pg_host, tmp_path):
     log = tmp_path/'exec.log'
-    ids, mgrs = enqueue(pg_host, 2_000, ms=5)
+    ids, mgrs = enqueue(pg_host, 3_000, ms=20)
     procs = start_workers(pg_host, 4, log, tmp_path)
     try:
         wait_for(lambda: completed(mgrs) >= 300, timeout=60, msg='work under way')
         procs[0].send_signal(signal.SIGKILL); procs[0].wait(10)
-        assert completed(mgrs) < 2_000
-        wait_for(lambda: completed(mgrs) == 2_000, timeout=120, every=0.5, msg='all completed after the kill')
+        assert completed(mgrs) < 3_000
+        wait_for(lambda: completed(mgrs) == 3_000, timeout=120, every=0.5, msg='all completed after the kill')
     finally: stop(procs[1:])
     runs = Counter(log.read_text().split())
     assert set(runs) == set(ids)                    # none lost
     rescued = [j for m in mgrs for j in m.list_jobs(limit=1000) if j.retry_count > 0]
-    assert rescued and all(j.error_log[0]['error'].startswith('LeaseExpired') for j in rescued)
+    assert rescued, "the killed worker held no job: the test proved nothing"
+    assert all(any(e['error'].startswith('LeaseExpired') for e in j.error_log) for j in rescued)
     print(f"\nkilled worker: {len(rescued)} jobs rescued, {sum(v - 1 for v in runs.values())} extra executions")
 
 def test_postgres_restart_mid_run_loses_nothing(pg_host, pg_server, tmp_path):
     log = tmp_path/'exec.log'
-    ids, mgrs = enqueue(pg_host, 2_000, ms=5)
+    ids, mgrs = enqueue(pg_host, 2_000, ms=50)
     procs = start_workers(pg_host, 2, log, tmp_path)
     try:
         wait_for(lambda: completed(mgrs) >= 300, timeout=60, msg='work under way')
