@@ -3,7 +3,7 @@
     with PgServer() as pg: pg.url  # postgresql://fh@127.0.0.1:PORT/fh
 Used by the tests (a session fixture) and the benchmarks. As root it runs the server as the `postgres` user.
 """
-import glob, os, shutil, socket, subprocess, tempfile, time
+import atexit, glob, os, shutil, socket, subprocess, tempfile, time
 from pathlib import Path
 
 def pg_bin() -> Path | None:
@@ -42,6 +42,7 @@ class PgServer:
             self.psql("CREATE ROLE fh LOGIN SUPERUSER")
             self.psql("CREATE DATABASE fh OWNER fh")
         else: self._start()
+        atexit.register(self.close)  # never leave a server behind, even when a test fails half-way
         return self
 
     def _start(self):
@@ -59,7 +60,7 @@ class PgServer:
                          '-v', 'ON_ERROR_STOP=1', '-c', sql)
 
     def close(self):
-        self.stop(); shutil.rmtree(self.dir, ignore_errors=True)
+        if self.dir.exists(): self.stop(); shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self): return self.start()
     def __exit__(self, *exc): self.close()
