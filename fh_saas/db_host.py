@@ -49,19 +49,27 @@ class SqliteHost:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._root = str(self.data_dir.resolve())  # resolved once: a scheduler builds every tenant's URL each poll
 
-    def path(self, tenant_id:str) -> Path:
+    def path(self,
+             tenant_id:str, # the tenant id (checked)
+            ) -> Path:
         "The file of `tenant_id`'s database."
         return self.data_dir/f"{check_tenant_id(tenant_id)}.db"
 
-    def url(self, tenant_id:str) -> str:
+    def url(self,
+            tenant_id:str, # the tenant id (checked)
+           ) -> str:
         "SQLAlchemy URL of `tenant_id`'s database (the job store adds the `synchronous` setting)."
         return f"sqlite:///{self._root}/{check_tenant_id(tenant_id)}.db"
 
-    def exists(self, tenant_id:str) -> bool:
+    def exists(self,
+               tenant_id:str, # the tenant id (checked)
+              ) -> bool:
         "Whether `tenant_id` has a database."
         return self.path(tenant_id).exists()
 
-    def create(self, tenant_id:str) -> str:
+    def create(self,
+               tenant_id:str, # the tenant id (checked)
+              ) -> str:
         "Create `tenant_id`'s database file in WAL mode if missing; return its URL."
         p = self.path(tenant_id)
         if not p.exists():
@@ -73,7 +81,10 @@ class SqliteHost:
         "Ids of every tenant that has a database, sorted."
         return sorted(p.stem for p in self.data_dir.glob('*.db') if _TENANT_RE.fullmatch(p.stem))
 
-    def db(self, tenant_id:str, create:bool=True):
+    def db(self,
+           tenant_id:str, # the tenant id (checked)
+           create:bool=True, # create the database if it is missing
+          ):
         "A new fastsql `Database` for `tenant_id` (one connection: use it from one thread)."
         from fastsql import Database
         if create: self.create(tenant_id)

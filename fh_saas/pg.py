@@ -19,7 +19,8 @@ __all__ = ['CHANNEL', 'split_url', 'tenant_schema', 'pool_for', 'Listener', 'lis
 # %% ../nbs/04_pg.ipynb #18a419a9
 _SCHEMA_RE = re.compile(r'search_path\s*=\s*"?([a-z0-9_-]+)"?')
 
-def split_url(url:str) -> tuple[str, str]:
+def split_url(url:str, # a `postgresql[+psycopg]://` URL
+             ) -> tuple[str, str]:
     "`(server conninfo, schema)` of a `postgresql[+psycopg]://` URL; the schema comes from `options=-csearch_path=`."
     parts = urlsplit(url)
     scheme = parts.scheme.split('+')[0]
@@ -31,7 +32,8 @@ def split_url(url:str) -> tuple[str, str]:
         else: query.append((k, v))
     return urlunsplit(('postgresql', parts.netloc, parts.path, urlencode(query), '')), schema
 
-def tenant_schema(tenant_id:str) -> str:
+def tenant_schema(tenant_id:str, # the tenant id (checked)
+                 ) -> str:
     "The schema of `tenant_id`: `tenant_<id>`, at most 63 characters (PostgreSQL's limit)."
     s = f"tenant_{check_tenant_id(tenant_id)}"
     if len(s) > 63: raise ValueError(f"tenant id {tenant_id!r} is too long for a PostgreSQL schema (56 characters at most)")
@@ -41,7 +43,9 @@ def tenant_schema(tenant_id:str) -> str:
 CHANNEL = 'fh_saas_jobs'
 _pools, _listeners, _plock = {}, {}, threading.Lock()
 
-def pool_for(conninfo:str, size:int=10):
+def pool_for(conninfo:str, # the server connection string
+             size:int=10, # the pool size
+            ):
     "The one connection pool of this process for `conninfo`."
     with _plock:
         p = _pools.get(conninfo)
@@ -56,7 +60,8 @@ def pool_for(conninfo:str, size:int=10):
 
 class Listener:
     "A thread that `LISTEN`s on one server and calls `callbacks[schema]` for each notification."
-    def __init__(self, conninfo:str):
+    def __init__(self, conninfo:str, # the server connection string
+                ):
         self.conninfo, self.callbacks, self.stopped = conninfo, {}, False
         self.thread = threading.Thread(target=self._loop, name='fh-saas-listen', daemon=True)
         self.thread.start()
@@ -74,7 +79,8 @@ class Listener:
             except Exception as e:
                 if not self.stopped: log.warning("listener: %s; reconnecting in 1 s", e); time.sleep(1.0)
 
-def listener_for(conninfo:str) -> Listener:
+def listener_for(conninfo:str, # the server connection string
+                ) -> Listener:
     "The one `Listener` of this process for `conninfo`."
     with _plock:
         l = _listeners.get(conninfo)
@@ -140,12 +146,16 @@ class PgJobStore(JobStore):
     @property
     def inline_ok(self) -> bool: return False  # a round trip to a server: never on the event loop
 
-    def watch(self, callback:Callable):
+    def watch(self,
+              callback:Callable, # called with the store
+             ):
         "Call `callback(self)` whenever any process adds a job to this tenant (`LISTEN/NOTIFY`)."
         listener_for(self.conninfo).callbacks.setdefault(self.schema, []).append(lambda: callback(self))
         self._watchers = getattr(self, '_watchers', []) + [callback]
 
-    def unwatch(self, callback:Callable):
+    def unwatch(self,
+                callback:Callable, # called with the store
+               ):
         "Stop calling `callback`."
         l = _listeners.get(self.conninfo)
         if l and callback in getattr(self, '_watchers', []):
@@ -159,7 +169,9 @@ class PgJobStore(JobStore):
 def _notify(sql:str) -> str:
     return f"WITH w AS ({sql}) SELECT w.*, pg_notify('{CHANNEL}', :schema) AS n FROM w"
 
-def _pg_insert(self:PgJobStore, job:dict) -> str:
+def _pg_insert(self:PgJobStore,
+               job:dict, # the new row: column name to value
+              ) -> str:
     "Insert `job` and notify the workers; with a used `idem_key`, return that job's id instead."
     cols = ', '.join(job); vals = ', '.join(f':{k}' for k in job)
     rows = self._exec(_notify(f"INSERT INTO tenant_jobs ({cols}) VALUES ({vals}) ON CONFLICT DO NOTHING RETURNING id"),
@@ -171,7 +183,10 @@ def _pg_insert(self:PgJobStore, job:dict) -> str:
     raise ValueError(f"job id {job['id']!r} already exists")
 PgJobStore.insert = _pg_insert
 
-def _pg_retry(self:PgJobStore, job_id:str, now:float) -> bool:
+def _pg_retry(self:PgJobStore,
+              job_id:str, # the job's id
+              now:float, # the current time, epoch seconds
+             ) -> bool:
     "Queue a failed or cancelled job again, due now, and notify the workers."
     ok = JobStore.retry(self, job_id, now)
     if ok: self._exec("SELECT pg_notify(:c, :schema) AS n", dict(c=CHANNEL, schema=self.schema))
@@ -188,12 +203,16 @@ class PgHost:
         if not url: raise ValueError("no PostgreSQL URL: pass one or set FH_SAAS_PG_URL")
         self.conninfo = split_url(url)[0]
 
-    def url(self, tenant_id:str) -> str:
+    def url(self,
+            tenant_id:str, # the tenant id (checked)
+           ) -> str:
         "The URL of `tenant_id`'s schema (for `BackgroundTaskManager`, `Scheduler`, fastsql)."
         sep = '&' if '?' in self.conninfo else '?'
         return f"{self.conninfo}{sep}options=-csearch_path%3D{tenant_schema(tenant_id)}"
 
-    def create(self, tenant_id:str) -> str:
+    def create(self,
+               tenant_id:str, # the tenant id (checked)
+              ) -> str:
         "Create `tenant_id`'s schema and job table if missing; return its URL."
         PgJobStore(self.url(tenant_id))
         return self.url(tenant_id)
@@ -204,12 +223,17 @@ class PgHost:
             rows = c.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'tenant\\_%' ORDER BY nspname").fetchall()
         return [r['nspname'][len('tenant_'):] for r in rows]
 
-    def exists(self, tenant_id:str) -> bool:
+    def exists(self,
+               tenant_id:str, # the tenant id (checked)
+              ) -> bool:
         "Whether `tenant_id` has a schema."
         with pool_for(self.conninfo).connection() as c:
             return c.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [tenant_schema(tenant_id)]).fetchone() is not None
 
-    def db(self, tenant_id:str, create:bool=True):
+    def db(self,
+           tenant_id:str, # the tenant id (checked)
+           create:bool=True, # create the database if it is missing
+          ):
         "A new fastsql `Database` in `tenant_id`'s schema (one connection: use it from one thread)."
         from fastsql import Database
         if create: self.create(tenant_id)

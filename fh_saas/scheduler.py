@@ -8,18 +8,21 @@ Docs: https://fh-saas.github.io/fh-saas/scheduler.html.md"""
 from __future__ import annotations
 import os, json, time, socket, asyncio, logging, functools
 from contextlib import asynccontextmanager
+from fastcore.basics import patch
 from pathlib import Path
 from typing import Any, Callable, Iterable
 import anyio
 from .db_host import timestamp
 from .utils_bgtsk import (JobStore, BackgroundTaskManager, TaskRegistry, retry_delay, store_for, in_thread,
-                                 WORKER_ID, FINISHED, _patch, _now_row, _GUARD, log)
+                                 WORKER_ID, FINISHED, _now_row, _GUARD, log)
 
 # %% auto #0
-__all__ = ['pid_gone', 'LeaseExpired', 'rescue', 'release', 'Scheduler', 'wake', 'scan', 'serve', 'stop', 'running', 'lifespan']
+__all__ = ['pid_gone', 'LeaseExpired', 'Scheduler']
 
-# %% ../nbs/02_scheduler.ipynb #37171301
-def pid_gone(worker:str|None, me:str=WORKER_ID) -> bool:
+# %% ../nbs/02_scheduler.ipynb #0c62e461
+def pid_gone(worker:str|None, # a lease holder, `host:pid:token`
+             me:str=WORKER_ID, # our own worker id
+            ) -> bool:
     "Whether `worker` (`host:pid:token`) was a process on this machine that no longer runs."
     host, _, rest = (worker or '').partition(':')
     pid, _, token = rest.partition(':')
@@ -34,8 +37,12 @@ def pid_gone(worker:str|None, me:str=WORKER_ID) -> bool:
 class LeaseExpired(Exception):
     "A running job's runner stopped renewing its lease (the process died or hung)."
 
-@_patch(JobStore)
-def rescue(self:JobStore, now:float, policy:Callable=retry_delay, gone:Callable[[str], bool]=lambda w: False) -> int:
+@patch
+def rescue(self:JobStore,
+           now:float, # the current time, epoch seconds
+           policy:Callable=retry_delay, # the retry policy, `(retry, exc, max_retries=) -> seconds | None`
+           gone:Callable[[str], bool]=lambda w: False, # tells whether a lease holder (`host:pid:token`) is a process that no longer runs
+          ) -> int:
     "Send running jobs whose lease expired (or whose worker is `gone`) back to pending, or to failed; how many."
     n = 0
     for r in self._exec("SELECT id, attempt, retry_count, max_retries, error_log, worker, lease_until "
@@ -49,8 +56,12 @@ def rescue(self:JobStore, now:float, policy:Callable=retry_delay, gone:Callable[
         else: n += self.reschedule(r['id'], r['attempt'], now, now, json.dumps(errors))
     return n
 
-@_patch(JobStore)
-def release(self:JobStore, job_id:str, attempt:int, now:float) -> bool:
+@patch
+def release(self:JobStore,
+            job_id:str, # the job's id
+            attempt:int, # the attempt this write is for: it loses if another attempt has begun
+            now:float, # the current time, epoch seconds
+           ) -> bool:
     "Hand a running attempt back as pending, due now, without counting a retry (a clean shutdown)."
     return self._write("UPDATE tenant_jobs SET status = 'pending', run_at = :now, lease_until = NULL, worker = NULL, "
                        "updated_at = :now_s " + _GUARD, dict(_now_row(now), id=job_id, attempt=attempt)) == 1
@@ -106,16 +117,18 @@ class Scheduler:
 
     def __repr__(self): return f"Scheduler({self.source!r}, concurrency={self.concurrency})"
 
-# %% ../nbs/02_scheduler.ipynb #a35e6de6
-@_patch(Scheduler)
-def wake(self:Scheduler, store:JobStore|None=None):
+# %% ../nbs/02_scheduler.ipynb #8e354c01
+@patch
+def wake(self:Scheduler,
+         store:JobStore|None=None, # the store with new work (`None`: look at everything)
+        ):
     "Ask the scheduler to look at `store` (or everything) now; safe from any thread."
     if store is not None: self.woken.add(store)
     if self._loop is not None and self._event is not None:
         try: self._loop.call_soon_threadsafe(self._event.set)
         except RuntimeError: pass  # the loop has closed
 
-@_patch(Scheduler)
+@patch
 def _adopt(self:Scheduler, store:JobStore) -> BackgroundTaskManager:
     "Start serving `store`: runs go through the scheduler, submits wake it."
     m = self.mgrs.get(store)
@@ -126,27 +139,29 @@ def _adopt(self:Scheduler, store:JobStore) -> BackgroundTaskManager:
         self.next[store] = 0.0  # look at it at once
     return m
 
-@_patch(Scheduler)
+@patch
 def _set_due(self:Scheduler, store:JobStore, pending:float|None, lease:float|None):
     "Remember when `store` next needs us: its earliest due job, or the earliest lease that may run out."
     self.lease_at[store] = lease
     ts = [t for t in (pending, lease) if t is not None]
     self.next[store] = min(ts) if ts else None
 
-@_patch(Scheduler)
+@patch
 def _gone(self:Scheduler, store:JobStore) -> Callable[[str], bool]:
     "How to tell that a lease's worker process is gone: by its pid on this machine (SQLite files are local)."
     return functools.partial(pid_gone, me=self.worker) if store.dialect == 'sqlite' else (lambda w: False)
 
-@_patch(Scheduler)
+@patch
 def _drop(self:Scheduler, store:JobStore):
     if store.runner is self: store.runner = None
     if self.wake in store.listeners: store.listeners.remove(self.wake)
     store.unwatch(self.wake)
 
-# %% ../nbs/02_scheduler.ipynb #8e4393bd
-@_patch(Scheduler)
-def scan(self:Scheduler, force:bool=False) -> int:
+# %% ../nbs/02_scheduler.ipynb #aa8f34c5
+@patch
+def scan(self:Scheduler,
+         force:bool=False, # query every database, changed or not
+        ) -> int:
     "Look at every tenant database whose files changed (or all, with `force`); how many were queried."
     self.stats['scans'] += 1
     n, now = 0, self.clock()
@@ -166,8 +181,8 @@ def scan(self:Scheduler, force:bool=False) -> int:
     self.stats['queries'] += n
     return n
 
-# %% ../nbs/02_scheduler.ipynb #85e3f997
-@_patch(Scheduler)
+# %% ../nbs/02_scheduler.ipynb #eaf8f111
+@patch
 async def _dispatch(self:Scheduler, tg):
     "Claim and start due jobs, round-robin over due databases, until the slots are full or nothing is due."
     while len(self.active) < self.concurrency:
@@ -192,7 +207,7 @@ async def _dispatch(self:Scheduler, tg):
             if len(rows) < min(free, self.per_tenant): self._set_due(st, *await m._store_call(st.due_times))
             else: self.next[st] = now  # maybe more: come back next round
 
-@_patch(Scheduler)
+@patch
 async def _run(self:Scheduler, st:JobStore, row:dict):
     "Run one claimed job; never raises but for cancellation (then the job stays held, to be handed back)."
     try:
@@ -204,9 +219,12 @@ async def _run(self:Scheduler, st:JobStore, row:dict):
     self.active.pop((st, row['id']), None)
     if self._event is not None: self._event.set()
 
-# %% ../nbs/02_scheduler.ipynb #36df8fac
-@_patch(Scheduler)
-async def serve(self:Scheduler, *, task_status=anyio.TASK_STATUS_IGNORED):
+# %% ../nbs/02_scheduler.ipynb #e718c9ff
+@patch
+async def serve(self:Scheduler,
+                *,
+                task_status=anyio.TASK_STATUS_IGNORED, # anyio's start handshake (see `anyio.abc.TaskGroup.start`)
+               ):
     "Run the scheduler until `stop()`; hands unfinished jobs back when it ends."
     self._loop, self._event, self._stopping = asyncio.get_running_loop(), asyncio.Event(), False
     try:
@@ -242,7 +260,7 @@ async def serve(self:Scheduler, *, task_status=anyio.TASK_STATUS_IGNORED):
     finally:
         await self._hand_back()
 
-@_patch(Scheduler)
+@patch
 async def _hand_back(self:Scheduler):
     "Release every job still held (shutdown), and stop serving the stores."
     held, self.active = dict(self.active), {}
@@ -254,13 +272,13 @@ async def _hand_back(self:Scheduler):
     for st in list(self.mgrs): self._drop(st)
     self._loop = self._event = None
 
-@_patch(Scheduler)
+@patch
 def stop(self:Scheduler):
     "Stop claiming; running jobs get `grace` seconds, then are cancelled and handed back."
     self._stopping = True
     self.wake()
 
-@_patch(Scheduler)
+@patch
 @asynccontextmanager
 async def running(self:Scheduler):
     "Run the scheduler inside an `async with` block."
@@ -277,7 +295,9 @@ class _Lifespan:
     async def __aiter__(self):
         async with self.cm: yield
 
-@_patch(Scheduler)
-def lifespan(self:Scheduler, app=None):
+@patch
+def lifespan(self:Scheduler,
+             app=None, # the ASGI app (unused; lifespans receive it)
+            ):
     "Run the scheduler for the life of an app: `fast_app(lifespan=scheduler.lifespan)` or `Starlette(lifespan=...)`."
     return _Lifespan(self.running())

@@ -209,7 +209,8 @@ def _tenant(self:JobsDashboard, req) -> tuple:
     return BackgroundTaskManager(self.host.url(t)), t
 
 @patch
-def manager(self:JobsDashboard, req) -> BackgroundTaskManager:
+def manager(self:JobsDashboard, req, # the request
+           ) -> BackgroundTaskManager:
     "The `BackgroundTaskManager` of the request's tenant; `PermissionError` if the request has no tenant."
     return self._tenant(req)[0]
 

@@ -8,6 +8,7 @@ Docs: https://fh-saas.github.io/fh-saas/utils_bgtsk.html.md"""
 from __future__ import annotations
 import os, sys, json, time, asyncio, socket, random, logging, sqlite3, threading, traceback, importlib, inspect, functools
 from contextlib import contextmanager
+from fastcore.basics import patch
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
@@ -21,11 +22,9 @@ from .db_host import timestamp, gen_id
 # %% auto #0
 __all__ = ['log', 'STATUSES', 'FINISHED', 'registry', 'task', 'SCHEMA', 'COLUMNS', 'MAX_IDLE', 'leases', 'WORKER_ID',
            'MAX_PAYLOAD', 'TenantJob', 'NoRetry', 'RetryAfter', 'JobCancelled', 'JobNotFound', 'retry_delay',
-           'TaskRegistry', 'func_path', 'resolve', 'JobStore', 'store_for', 'insert', 'claim', 'claim_due', 'finish',
-           'reschedule', 'renew', 'cancel', 'retry', 'prune', 'get', 'query', 'count', 'due_times', 'next_due',
-           'expired', 'JobContext', 'current_job', 'LeaseKeeper', 'Outcome', 'in_thread', 'is_async_task', 'call_sync',
-           'call_async', 'classify', 'BackgroundTaskManager', 'enqueue', 'submit', 'record', 'run_in_thread',
-           'run_on_loop', 'run_claimed', 'run', 'get_job', 'list_jobs', 'count_jobs', 'with_task']
+           'TaskRegistry', 'func_path', 'resolve', 'JobStore', 'store_for', 'JobContext', 'current_job', 'LeaseKeeper',
+           'Outcome', 'in_thread', 'is_async_task', 'call_sync', 'call_async', 'classify', 'BackgroundTaskManager',
+           'with_task']
 
 # %% ../nbs/01_utils_bgtsk.ipynb #6d1d3c5b
 log = logging.getLogger('fh_saas.jobs')
@@ -38,28 +37,28 @@ FINISHED = ('completed', 'failed', 'cancelled')
 @dataclass
 class TenantJob:
     "One background job: a row of a tenant's `tenant_jobs` table."
-    id: str = ''
-    job_type: str = ''
-    status: str = 'pending'
-    payload: dict = field(default_factory=dict)
-    result: Any = None
-    error_log: list = field(default_factory=list)
-    retry_count: int = 0
-    max_retries: int = 3
-    created_at: str|None = None
-    started_at: str|None = None
-    completed_at: str|None = None
-    attempt: int = 0
-    run_at: float|None = None
-    lease_until: float|None = None
-    worker: str|None = None
-    func_path: str|None = None
-    timeout: float|None = None
-    idem_key: str|None = None
-    cancel_requested: bool = False
-    progress: float|None = None
-    progress_msg: str|None = None
-    updated_at: str|None = None
+    id: str = '' # 32 hex characters
+    job_type: str = '' # the name given to `submit`
+    status: str = 'pending' # pending, running, completed, failed or cancelled
+    payload: dict = field(default_factory=dict) # the task's keyword arguments
+    result: Any = None # what the task returned, once completed
+    error_log: list = field(default_factory=list) # one entry per failed attempt
+    retry_count: int = 0 # retries made so far
+    max_retries: int = 3 # retries allowed after the first attempt
+    created_at: str|None = None # when it was submitted (UTC ISO 8601)
+    started_at: str|None = None # when its latest attempt started
+    completed_at: str|None = None # when it ended
+    attempt: int = 0 # runs started
+    run_at: float|None = None # when a pending job is due (epoch seconds)
+    lease_until: float|None = None # until when a running job's runner holds it (epoch seconds)
+    worker: str|None = None # who holds the lease: `host:pid:token`
+    func_path: str|None = None # `module:qualname` of the task
+    timeout: float|None = None # seconds one attempt may take
+    idem_key: str|None = None # idempotency key
+    cancel_requested: bool = False # a cancel was asked for while it ran
+    progress: float|None = None # the task's last progress report, 0 to 1
+    progress_msg: str|None = None # the message of that report
+    updated_at: str|None = None # the last write
 
     @property
     def finished(self) -> bool: return self.status in FINISHED
@@ -85,7 +84,10 @@ class NoRetry(Exception):
 
 class RetryAfter(Exception):
     "Raise from a task to retry after `seconds` instead of the backoff (counts as a retry)."
-    def __init__(self, seconds:float, msg:str=''):
+    def __init__(self,
+                 seconds:float, # seconds to wait before the retry
+                 msg:str='', # the message (default: says how long)
+                ):
         super().__init__(msg or f"retry after {seconds} s")
         self.seconds = float(seconds)
 
@@ -112,7 +114,11 @@ def retry_delay(retry:int, # the retry about to be made: 1 for the first retry
 # %% ../nbs/01_utils_bgtsk.ipynb #e45bf42e
 class TaskRegistry(dict):
     "Task functions by name, so a job's `job_type` finds its function in any process."
-    def register(self, fn:Callable|None=None, *, name:str|None=None):
+    def register(self,
+                 fn:Callable|None=None, # the function (omit to use as a decorator with `name`)
+                 *,
+                 name:str|None=None, # the name to register under (default: the function's `__name__`)
+                ):
         "Register `fn` under `name` (default: its `__name__`); usable as a decorator."
         if fn is None: return functools.partial(self.register, name=name)
         nm = name or fn.__name__
@@ -123,8 +129,9 @@ class TaskRegistry(dict):
 registry = TaskRegistry()
 task = registry.register
 
-# %% ../nbs/01_utils_bgtsk.ipynb #f4f1490b
-def func_path(fn:Callable) -> str:
+# %% ../nbs/01_utils_bgtsk.ipynb #215a0bf6
+def func_path(fn:Callable, # a task function
+             ) -> str:
     "`module:qualname` of `fn`; `TypeError` if a fresh process could not import it."
     mod, qn = getattr(fn, '__module__', None), getattr(fn, '__qualname__', None)
     if not (callable(fn) and mod and qn) or '<' in qn:
@@ -132,7 +139,10 @@ def func_path(fn:Callable) -> str:
                         "define the task at module level, or register it with @task")
     return f"{mod}:{qn}"
 
-def resolve(job_type:str, path:str|None, tasks:TaskRegistry|None=None) -> Callable:
+def resolve(job_type:str, # only jobs of this type
+            path:str|None, # `module:qualname` of the function, as stored with the job
+            tasks:TaskRegistry|None=None, # named tasks (default: the module `registry`)
+           ) -> Callable:
     "The function for a job: from the registry by `job_type`, else imported from `path`."
     tasks = registry if tasks is None else tasks
     if job_type in tasks: return tasks[job_type]
@@ -242,7 +252,10 @@ class JobStore:
         "Whether a write here is quick enough to make on the event loop (no fsync per commit)."
         return self.synchronous.upper() == 'NORMAL'
 
-    def inline(self, fn:Callable, *args) -> tuple[bool, Any]:
+    def inline(self,
+               fn:Callable, # a store method
+               *args, # its arguments
+              ) -> tuple[bool, Any]:
         "Call store method `fn(*args)` here on a connection that never waits for a lock: `(True, result)`, or `(False, None)` if busy."
         c = getattr(self._tls, 'loop_conn', None)
         if c is None:
@@ -276,10 +289,14 @@ class JobStore:
             except BaseException:
                 c.execute('ROLLBACK'); raise
 
-    def watch(self, callback:Callable):
+    def watch(self,
+              callback:Callable, # called with the store
+             ):
         "Call `callback(self)` when another process makes work due here; SQLite cannot tell (the scheduler's scan sees it)."
 
-    def unwatch(self, callback:Callable):
+    def unwatch(self,
+                callback:Callable, # called with the store
+               ):
         "Stop calling `callback` (see `watch`)."
 
     def close(self):
@@ -326,13 +343,10 @@ def store_for(db, # a fastsql or fastlite `Database`, an SQLAlchemy URL, a path,
 # %% ../nbs/01_utils_bgtsk.ipynb #6f9de2f4
 def _now_row(now:float) -> dict: return dict(now=now, now_s=timestamp(now))
 
-def _patch(cls):
-    "Add the decorated function to `cls` (a lightweight `fastcore.basics.patch`)."
-    def deco(f): setattr(cls, f.__name__, f); return f
-    return deco
-
-@_patch(JobStore)
-def insert(self:JobStore, job:dict) -> str:
+@patch
+def insert(self:JobStore,
+           job:dict, # the new row: column name to value
+          ) -> str:
     "Insert `job` (a dict of columns) as a new row; with a used `idem_key`, return that job's id instead."
     cols = ', '.join(job); vals = ', '.join(f':{k}' for k in job)
     rows = self._exec(f"INSERT INTO tenant_jobs ({cols}) VALUES ({vals}) ON CONFLICT DO NOTHING RETURNING id", job)
@@ -347,15 +361,26 @@ _RUN_COLS = 'id, job_type, payload, func_path, attempt, retry_count, max_retries
 _CLAIM_SET = ("status = 'running', attempt = attempt + 1, started_at = :now_s, lease_until = :lease, "
               "worker = :worker, updated_at = :now_s")
 
-@_patch(JobStore)
-def claim(self:JobStore, job_id:str, now:float, lease:float, worker:str) -> dict|None:
+@patch
+def claim(self:JobStore,
+          job_id:str, # the job's id
+          now:float, # the current time, epoch seconds
+          lease:float, # seconds the lease lasts
+          worker:str, # who takes the lease (`host:pid:token`)
+         ) -> dict|None:
     "Move a due pending job to running for a new attempt; its row, or `None` if another got it first."
     rows = self._exec(f"UPDATE tenant_jobs SET {_CLAIM_SET} WHERE id = :id AND status = 'pending' AND run_at <= :now "
                       f"RETURNING {_RUN_COLS}", dict(_now_row(now), id=job_id, lease=now+lease, worker=worker))
     return rows[0] if rows else None
 
-@_patch(JobStore)
-def claim_due(self:JobStore, now:float, lease:float, worker:str, n:int=1, max_running:int|None=None) -> list[dict]:
+@patch
+def claim_due(self:JobStore,
+              now:float, # the current time, epoch seconds
+              lease:float, # seconds the lease lasts
+              worker:str, # who takes the lease (`host:pid:token`)
+              n:int=1, # at most this many jobs
+              max_running:int|None=None, # never more than this many running here at once (`None`: no limit)
+             ) -> list[dict]:
     "Claim up to `n` due pending jobs, earliest `run_at` first; never more than `max_running` running at once."
     pick = self.pick.format("SELECT id FROM tenant_jobs WHERE status = 'pending' AND run_at <= :now "
                             f"ORDER BY run_at LIMIT :n{self.skip_locked}")
@@ -369,9 +394,15 @@ def claim_due(self:JobStore, now:float, lease:float, worker:str, n:int=1, max_ru
 # %% ../nbs/01_utils_bgtsk.ipynb #d6de5b8b
 _GUARD = "WHERE id = :id AND status = 'running' AND attempt = :attempt"
 
-@_patch(JobStore)
-def finish(self:JobStore, job_id:str, attempt:int, status:str, now:float, result:str|None=None,
-           error_log:str|None=None) -> bool:
+@patch
+def finish(self:JobStore,
+           job_id:str, # the job's id
+           attempt:int, # the attempt this write is for: it loses if another attempt has begun
+           status:str, # `completed`, `failed` or `cancelled`
+           now:float, # the current time, epoch seconds
+           result:str|None=None, # the result as JSON text
+           error_log:str|None=None, # the whole error log as JSON text (`None`: keep it)
+          ) -> bool:
     "End a running attempt as `completed`, `failed` or `cancelled`; `False` if the attempt was no longer current."
     assert status in FINISHED, status
     return self._write(
@@ -380,17 +411,29 @@ def finish(self:JobStore, job_id:str, attempt:int, status:str, now:float, result
         "progress = CASE WHEN :status = 'completed' THEN 1.0 ELSE progress END, updated_at = :now_s " + _GUARD,
         dict(_now_row(now), id=job_id, attempt=attempt, status=status, result=result, error_log=error_log)) == 1
 
-@_patch(JobStore)
-def reschedule(self:JobStore, job_id:str, attempt:int, run_at:float, now:float, error_log:str) -> bool:
+@patch
+def reschedule(self:JobStore,
+               job_id:str, # the job's id
+               attempt:int, # the attempt this write is for: it loses if another attempt has begun
+               run_at:float, # epoch seconds when the job is due again
+               now:float, # the current time, epoch seconds
+               error_log:str, # the whole error log as JSON text (`None`: keep it)
+              ) -> bool:
     "Send a running attempt back to pending, due at `run_at`, counting one retry."
     return self._write(
         "UPDATE tenant_jobs SET status = 'pending', retry_count = retry_count + 1, run_at = :run_at, "
         "lease_until = NULL, worker = NULL, error_log = :error_log, updated_at = :now_s " + _GUARD,
         dict(_now_row(now), id=job_id, attempt=attempt, run_at=run_at, error_log=error_log)) == 1
 
-@_patch(JobStore)
-def renew(self:JobStore, job_id:str, attempt:int, lease_until:float, now:float, progress:float|None=None,
-          progress_msg:str|None=None) -> dict|None:
+@patch
+def renew(self:JobStore,
+          job_id:str, # the job's id
+          attempt:int, # the attempt this write is for: it loses if another attempt has begun
+          lease_until:float, # the new end of the lease, epoch seconds
+          now:float, # the current time, epoch seconds
+          progress:float|None=None, # the latest progress, 0 to 1 (`None`: keep it)
+          progress_msg:str|None=None, # the latest progress message (`None`: keep it)
+         ) -> dict|None:
     "Extend the lease of a running attempt (and store its progress); `None` if the attempt is no longer current."
     rows = self._exec(
         "UPDATE tenant_jobs SET lease_until = :lease, progress = COALESCE(:p, progress), "
@@ -398,9 +441,12 @@ def renew(self:JobStore, job_id:str, attempt:int, lease_until:float, now:float, 
         dict(_now_row(now), id=job_id, attempt=attempt, lease=lease_until, p=progress, m=progress_msg))
     return rows[0] if rows else None
 
-# %% ../nbs/01_utils_bgtsk.ipynb #cd61807e
-@_patch(JobStore)
-def cancel(self:JobStore, job_id:str, now:float) -> str|None:
+# %% ../nbs/01_utils_bgtsk.ipynb #2fb178e9
+@patch
+def cancel(self:JobStore,
+           job_id:str, # the job to cancel
+           now:float, # the current time, epoch seconds
+          ) -> str|None:
     "Cancel a pending job, or ask a running one to stop; the status after, or `None` if there is no such job."
     a = dict(_now_row(now), id=job_id)
     if self._write("UPDATE tenant_jobs SET status = 'cancelled', cancel_requested = 1, completed_at = :now_s, "
@@ -410,36 +456,51 @@ def cancel(self:JobStore, job_id:str, now:float) -> str|None:
     rows = self._exec("SELECT status FROM tenant_jobs WHERE id = :id", a)
     return rows[0]['status'] if rows else None
 
-@_patch(JobStore)
-def retry(self:JobStore, job_id:str, now:float) -> bool:
+@patch
+def retry(self:JobStore,
+          job_id:str, # the job's id
+          now:float, # the current time, epoch seconds
+         ) -> bool:
     "Queue a failed or cancelled job again, due now, with `retry_count` reset; `False` if it was not so."
     return self._write(
         "UPDATE tenant_jobs SET status = 'pending', retry_count = 0, run_at = :now, cancel_requested = 0, "
         "completed_at = NULL, result = NULL, progress = NULL, progress_msg = NULL, updated_at = :now_s "
         "WHERE id = :id AND status IN ('failed', 'cancelled')", dict(_now_row(now), id=job_id)) == 1
 
-@_patch(JobStore)
-def prune(self:JobStore, before:str) -> int:
+@patch
+def prune(self:JobStore,
+          before:str, # ISO time: finished jobs that ended before it are deleted
+         ) -> int:
     "Delete finished jobs completed before the ISO time `before`; how many were deleted."
     return self._write("DELETE FROM tenant_jobs WHERE status IN ('completed', 'failed', 'cancelled') "
                        "AND completed_at < :before", dict(before=before))
 
-# %% ../nbs/01_utils_bgtsk.ipynb #b924d805
-@_patch(JobStore)
-def get(self:JobStore, job_id:str) -> dict|None:
+# %% ../nbs/01_utils_bgtsk.ipynb #0a951ac7
+@patch
+def get(self:JobStore,
+        job_id:str, # the job's id
+       ) -> dict|None:
     "The row of `job_id`, or `None`."
     rows = self._exec(f"SELECT {_COLS} FROM tenant_jobs WHERE id = :id", dict(id=job_id))
     return rows[0] if rows else None
 
-@_patch(JobStore)
-def query(self:JobStore, job_type:str|None=None, status:str|None=None, limit:int=100, offset:int=0) -> list[dict]:
+@patch
+def query(self:JobStore,
+          job_type:str|None=None, # only jobs of this type
+          status:str|None=None, # only jobs in this status
+          limit:int=100, # at most this many
+          offset:int=0, # skip this many, for paging
+         ) -> list[dict]:
     "Rows newest first, filtered by `job_type` and `status` (parameters, never pasted into SQL)."
     where, args = _filters(job_type, status)
     return self._exec(f"SELECT {_COLS} FROM tenant_jobs{where} ORDER BY created_at DESC, id DESC "
                       "LIMIT :limit OFFSET :offset", dict(args, limit=limit, offset=offset))
 
-@_patch(JobStore)
-def count(self:JobStore, job_type:str|None=None, status:str|None=None) -> int:
+@patch
+def count(self:JobStore,
+          job_type:str|None=None, # only jobs of this type
+          status:str|None=None, # only jobs in this status
+         ) -> int:
     "How many rows match the filters."
     where, args = _filters(job_type, status)
     return self._exec(f"SELECT COUNT(*) AS n FROM tenant_jobs{where}", args)[0]['n']
@@ -450,21 +511,23 @@ def _filters(job_type, status):
     if status is not None: conds.append('status = :status'); args['status'] = status
     return (' WHERE ' + ' AND '.join(conds) if conds else ''), args
 
-@_patch(JobStore)
+@patch
 def due_times(self:JobStore) -> tuple[float|None, float|None]:
     "`(earliest run_at of a pending job, earliest lease end of a running job)`: when a runner is next needed here."
     r = self._exec("SELECT (SELECT MIN(run_at) FROM tenant_jobs WHERE status = 'pending') AS p, "
                    "(SELECT MIN(lease_until) FROM tenant_jobs WHERE status = 'running') AS r")[0]
     return r['p'], r['r']
 
-@_patch(JobStore)
+@patch
 def next_due(self:JobStore) -> float|None:
     "The earliest time something here needs a runner: a pending job's `run_at` or a running job's lease end."
     ts = [t for t in self.due_times() if t is not None]
     return min(ts) if ts else None
 
-@_patch(JobStore)
-def expired(self:JobStore, now:float) -> list[dict]:
+@patch
+def expired(self:JobStore,
+            now:float, # the current time, epoch seconds
+           ) -> list[dict]:
     "Running jobs whose lease ended before `now`: their runner died or hung."
     return self._exec(f"SELECT {_COLS} FROM tenant_jobs WHERE status = 'running' AND lease_until < :now", dict(now=now))
 
@@ -473,8 +536,13 @@ _current: ContextVar = ContextVar('fh_saas_current_job', default=None)
 
 class JobContext:
     "What a running task knows about its job: its id, attempt, progress and cancel request."
-    def __init__(self, store:JobStore, row:dict, clock:Callable[[], float]=time.time, lease:float=30.0,
-                 every:float=0.5):
+    def __init__(self,
+                 store:JobStore, # the job's store
+                 row:dict, # the claimed row
+                 clock:Callable[[], float]=time.time, # where "now" comes from
+                 lease:float=30.0, # seconds each lease renewal lasts
+                 every:float=0.5, # seconds between progress writes, at most
+                ):
         self.store, self.clock, self.lease, self.every = store, clock, lease, every
         self.id, self.attempt, self.job_type = row['id'], row['attempt'], row['job_type']
         self.cancel_requested, self.lost = bool(row.get('cancel_requested')), False
@@ -489,7 +557,9 @@ class JobContext:
         now = self.clock()
         if now - self._last >= self.every: self.flush(now)
 
-    def flush(self, now:float|None=None):
+    def flush(self,
+              now:float|None=None, # the current time (default: the clock)
+             ):
         "Write the latest progress report now, if it has not been written."
         if self._prog is None or self._prog == self._written: return
         now = self.clock() if now is None else now
@@ -497,7 +567,8 @@ class JobContext:
         self.store._write("UPDATE tenant_jobs SET progress = :p, progress_msg = :m, updated_at = :now_s " + _GUARD,
                           dict(_now_row(now), id=self.id, attempt=self.attempt, p=self._prog[0], m=self._prog[1]))
 
-    def renew(self):
+    def renew(self,
+             ):
         "Extend the lease, write pending progress, and learn of a cancel request (called by the lease keeper)."
         now = self.clock()
         self.flush(now)
@@ -524,7 +595,9 @@ class LeaseKeeper:
     "One daemon thread that renews the lease of every attempt running in this process."
     def __init__(self): self.ctxs, self.cv, self.thread, self._wake = {}, threading.Condition(), None, float('inf')
 
-    def add(self, ctx:JobContext):
+    def add(self,
+            ctx:JobContext, # the running attempt
+           ):
         "Start renewing `ctx`'s lease every third of its length."
         with self.cv:
             ctx._due = time.monotonic() + ctx.lease / 3
@@ -534,11 +607,15 @@ class LeaseKeeper:
                 self.thread.start()
             if ctx._due < self._wake: self.cv.notify()  # wake the thread only if it sleeps past this lease's renewal
 
-    def remove(self, ctx:JobContext):
+    def remove(self,
+               ctx:JobContext, # the attempt that ended
+              ):
         "Stop renewing `ctx`'s lease."
         with self.cv: self.ctxs.pop(id(ctx), None)
 
-    def find(self, job_id:str) -> list[JobContext]:
+    def find(self,
+             job_id:str, # the job's id
+            ) -> list[JobContext]:
         "The contexts of `job_id`'s attempts running in this process."
         with self.cv: return [c for c in self.ctxs.values() if c.id == job_id]
 
@@ -567,20 +644,26 @@ WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{gen_id()[:8]}"
 @dataclass
 class Outcome:
     "What one attempt came to: `ok` with a result, `error` with an exception, or `cancelled`."
-    kind: str
-    result: Any = None
-    exc: BaseException|None = None
-    tb: str = ''
+    kind: str # ok, error or cancelled
+    result: Any = None # what the task returned
+    exc: BaseException|None = None # what it raised
+    tb: str = '' # the traceback, as text
 
-async def in_thread(fn:Callable, *args):
+async def in_thread(fn:Callable, # a blocking function
+                    *args, # its positional arguments
+                   ):
     "Run `fn(*args)` in the job threads: apart from anyio's pool, so jobs never starve sync routes of threads."
     return await asyncio.get_running_loop().run_in_executor(_pool, fn, *args)
 
-def is_async_task(fn:Callable) -> bool:
+def is_async_task(fn:Callable, # a task function
+                 ) -> bool:
     "Whether calling `fn` gives a coroutine to await."
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, '__call__', None))
 
-def call_sync(fn:Callable, kwargs:dict, ctx:JobContext) -> Outcome:
+def call_sync(fn:Callable, # the function
+              kwargs:dict, # keyword arguments for `fn`
+              ctx:JobContext, # the attempt: its `current_job()`
+             ) -> Outcome:
     "Run a sync task in this thread with `ctx` as its `current_job()`; never raises."
     token = _current.set(ctx)
     leases.add(ctx)
@@ -590,7 +673,11 @@ def call_sync(fn:Callable, kwargs:dict, ctx:JobContext) -> Outcome:
     finally:
         leases.remove(ctx); _current.reset(token)
 
-async def call_async(fn:Callable, kwargs:dict, ctx:JobContext, timeout:float|None=None) -> Outcome:
+async def call_async(fn:Callable, # the function
+                     kwargs:dict, # keyword arguments for `fn`
+                     ctx:JobContext, # the attempt: its `current_job()`
+                     timeout:float|None=None, # seconds the attempt may take (`None`: no limit)
+                    ) -> Outcome:
     "Await an async task (or run a sync one in a thread when it has a timeout); never raises but for shutdown."
     token, loop = _current.set(ctx), asyncio.get_running_loop()
     leases.add(ctx)
@@ -617,7 +704,11 @@ def _jsonable(result) -> tuple[str, str|None]:
     try: return json.dumps(result), None
     except (TypeError, ValueError) as e: return json.dumps({'unserializable_result': repr(result)[:2000]}), f"{e}"
 
-def classify(row:dict, out:Outcome, now:float, policy:Callable=retry_delay) -> tuple:
+def classify(row:dict, # the claimed row, as `claim` returns it
+             out:Outcome, # what the attempt came to
+             now:float, # the current time, epoch seconds
+             policy:Callable=retry_delay, # the retry policy, `(retry, exc, max_retries=) -> seconds | None`
+            ) -> tuple:
     "The write that records `out`: `('completed'|'failed'|'cancelled', fields)` or `('pending', fields)`."
     errors = json.loads(row.get('error_log') or '[]')
     if out.kind == 'cancelled': return 'cancelled', dict(error_log=None)
@@ -655,8 +746,8 @@ class BackgroundTaskManager:
 
     def __repr__(self): return f"BackgroundTaskManager({self.store.url!r})"
 
-# %% ../nbs/01_utils_bgtsk.ipynb #0366485e
-@_patch(BackgroundTaskManager)
+# %% ../nbs/01_utils_bgtsk.ipynb #0f9184ac
+@patch
 def enqueue(self:BackgroundTaskManager,
             job_type:str, # what kind of job: shown to people, used to filter, names a registered task
             task_func:Callable, # sync or async function, defined at module level or registered with `@task`
@@ -673,7 +764,7 @@ def enqueue(self:BackgroundTaskManager,
     for f in self.store.listeners: f(self.store)
     return job_id, BackgroundTask(self.run, job_id, task_func)
 
-@_patch(BackgroundTaskManager)
+@patch
 def submit(self:BackgroundTaskManager,
            job_type:str, # what kind of job: shown to people, used to filter, names a registered task
            task_func:Callable, # sync or async function, defined at module level or registered with `@task`
@@ -690,7 +781,7 @@ def _check_num(name, v, allow_none=True):
         raise ValueError(f"{name} must be a non-negative number, not {v!r}")
     return float(v)
 
-@_patch(BackgroundTaskManager)
+@patch
 def _new_row(self:BackgroundTaskManager, job_type, task_func, kwargs, max_retries, delay, run_at, timeout, key) -> dict:
     "Validate a submission and build its row; raises before anything is written."
     if not isinstance(job_type, str) or not job_type.strip() or len(job_type) > 200:
@@ -717,9 +808,13 @@ def _new_row(self:BackgroundTaskManager, job_type, task_func, kwargs, max_retrie
                 max_retries=max_retries, run_at=due, func_path=path, timeout=timeout, idem_key=key,
                 updated_at=timestamp(now))
 
-# %% ../nbs/01_utils_bgtsk.ipynb #dee17ab6
-@_patch(BackgroundTaskManager)
-def record(self:BackgroundTaskManager, row:dict, out:Outcome, ctx:JobContext|None=None) -> tuple:
+# %% ../nbs/01_utils_bgtsk.ipynb #af23bcfd
+@patch
+def record(self:BackgroundTaskManager,
+           row:dict, # the claimed row, as `claim` returns it
+           out:Outcome, # what the attempt came to
+           ctx:JobContext|None=None, # the attempt's context (its pending progress is written first)
+          ) -> tuple:
     "Classify and write the outcome of one attempt; `(status written, run_at)`, or `(None, None)` if it was stale."
     if ctx is not None: ctx.flush()
     now = self.clock()
@@ -733,14 +828,16 @@ def record(self:BackgroundTaskManager, row:dict, out:Outcome, ctx:JobContext|Non
         for cb in self.store.listeners: cb(self.store)
     return status, f.get('run_at')
 
-@_patch(BackgroundTaskManager)
+@patch
 def _prepare(self:BackgroundTaskManager, row:dict) -> tuple:
     "The task function and its arguments for `row`, or the error `Outcome` if they cannot be had."
     try: return resolve(row['job_type'], row['func_path'], self.tasks), json.loads(row['payload']), None
     except Exception as e: return None, None, Outcome('error', exc=e, tb=traceback.format_exc())
 
-@_patch(BackgroundTaskManager)
-def run_in_thread(self:BackgroundTaskManager, row:dict) -> tuple|None:
+@patch
+def run_in_thread(self:BackgroundTaskManager,
+                  row:dict, # the claimed row, as `claim` returns it
+                 ) -> tuple|None:
     "Run a claimed attempt of a sync task here, to its recorded end; `None` if the task needs the event loop."
     fn, kwargs, out = self._prepare(row)
     ctx = None
@@ -750,8 +847,10 @@ def run_in_thread(self:BackgroundTaskManager, row:dict) -> tuple|None:
         out = call_sync(fn, kwargs, ctx)
     return self.record(row, out, ctx)
 
-@_patch(BackgroundTaskManager)
-async def run_on_loop(self:BackgroundTaskManager, row:dict) -> tuple:
+@patch
+async def run_on_loop(self:BackgroundTaskManager,
+                      row:dict, # the claimed row, as `claim` returns it
+                     ) -> tuple:
     "Run a claimed attempt to its recorded end from the event loop: async tasks here, sync ones in a job thread."
     fn, kwargs, out = self._prepare(row)
     ctx = JobContext(self.store, row, self.clock, self.lease)
@@ -760,7 +859,7 @@ async def run_on_loop(self:BackgroundTaskManager, row:dict) -> tuple:
         else: out = await in_thread(call_sync, fn, kwargs, ctx)
     return await self._store_call(self.record, row, out, ctx)
 
-@_patch(BackgroundTaskManager)
+@patch
 async def _store_call(self:BackgroundTaskManager, fn:Callable, *args):
     "Call a store method on the event loop when that cannot stall it (see `JobStore.inline`), else in a job thread."
     if self.store.inline_ok:
@@ -768,14 +867,16 @@ async def _store_call(self:BackgroundTaskManager, fn:Callable, *args):
         if ok: return r
     return await in_thread(fn, *args)
 
-@_patch(BackgroundTaskManager)
-async def run_claimed(self:BackgroundTaskManager, row:dict) -> tuple:
+@patch
+async def run_claimed(self:BackgroundTaskManager,
+                      row:dict, # the claimed row, as `claim` returns it
+                     ) -> tuple:
     "Run one claimed attempt to its recorded end: `(status, run_at)`; a sync task costs one thread hop."
     if self.store.inline_ok: return await self.run_on_loop(row)
     r = await in_thread(self.run_in_thread, row)
     return r if r is not None else await self.run_on_loop(row)
 
-@_patch(BackgroundTaskManager)
+@patch
 def _claim_and_run(self:BackgroundTaskManager, job_id:str) -> tuple|None:
     "Claim `job_id` and run it if it is a sync task: `(status, run_at)`, the row if it needs the loop, or `None`."
     row = self.store.claim(job_id, self.clock(), self.lease, self.worker)
@@ -783,8 +884,11 @@ def _claim_and_run(self:BackgroundTaskManager, job_id:str) -> tuple|None:
     r = self.run_in_thread(row)
     return row if r is None else r
 
-@_patch(BackgroundTaskManager)
-async def run(self:BackgroundTaskManager, job_id:str, task_func:Callable|None=None) -> str|None:
+@patch
+async def run(self:BackgroundTaskManager,
+              job_id:str, # the job to run
+              task_func:Callable|None=None, # the task function, if known (an async one runs on the event loop)
+             ) -> str|None:
     "Run job `job_id` to its end here (waiting out retries); its final status, or `None` if another runner has it."
     try:
         if not self.run_here: return None  # worker processes run it (they were notified by the insert)
@@ -812,9 +916,11 @@ async def run(self:BackgroundTaskManager, job_id:str, task_func:Callable|None=No
         log.exception("background job %s failed to run", job_id)
         return None
 
-# %% ../nbs/01_utils_bgtsk.ipynb #fbc3fd8b
-@_patch(BackgroundTaskManager)
-def get_job(self:BackgroundTaskManager, job_id:str) -> TenantJob:
+# %% ../nbs/01_utils_bgtsk.ipynb #34fe9af0
+@patch
+def get_job(self:BackgroundTaskManager,
+            job_id:str, # the job to read
+           ) -> TenantJob:
     "The job `job_id` of this tenant; raises `JobNotFound` if there is none."
     row = self.store.get(job_id) if isinstance(job_id, str) else None
     if row is None: raise JobNotFound(f"no job {job_id!r} in this tenant's database")
@@ -828,7 +934,7 @@ def _check_filters(job_type, status, limit, offset):
         if isinstance(v, bool) or not isinstance(v, int) or not (0 if nm == 'offset' else 1) <= v <= hi:
             raise ValueError(f"{nm} must be an int from {0 if nm == 'offset' else 1} to {hi}, not {v!r}")
 
-@_patch(BackgroundTaskManager)
+@patch
 def list_jobs(self:BackgroundTaskManager,
               job_type:str|None=None, # only jobs of this type
               status:str|None=None, # only jobs in this status: pending, running, completed, failed or cancelled
@@ -839,15 +945,20 @@ def list_jobs(self:BackgroundTaskManager,
     _check_filters(job_type, status, limit, offset)
     return [TenantJob.from_row(r) for r in self.store.query(job_type, status, limit, offset)]
 
-@_patch(BackgroundTaskManager)
-def count_jobs(self:BackgroundTaskManager, job_type:str|None=None, status:str|None=None) -> int:
+@patch
+def count_jobs(self:BackgroundTaskManager,
+               job_type:str|None=None, # only jobs of this type
+               status:str|None=None, # only jobs in this status
+              ) -> int:
     "How many of this tenant's jobs match the filters."
     _check_filters(job_type, status, 1, 0)
     return self.store.count(job_type, status)
 
-# %% ../nbs/01_utils_bgtsk.ipynb #312e80be
-@_patch(BackgroundTaskManager)
-def cancel(self:BackgroundTaskManager, job_id:str) -> str:
+# %% ../nbs/01_utils_bgtsk.ipynb #8a055905
+@patch
+def cancel(self:BackgroundTaskManager,
+           job_id:str, # the job to cancel
+          ) -> str:
     "Cancel a pending job or ask a running one to stop; the job's status after (`JobNotFound` if none)."
     st = self.store.cancel(job_id, self.clock()) if isinstance(job_id, str) else None
     if st is None: raise JobNotFound(f"no job {job_id!r} in this tenant's database")
@@ -857,8 +968,10 @@ def cancel(self:BackgroundTaskManager, job_id:str) -> str:
             if ctx.on_cancel: ctx.on_cancel()
     return st
 
-@_patch(BackgroundTaskManager)
-def retry(self:BackgroundTaskManager, job_id:str) -> tuple[str, BackgroundTask]:
+@patch
+def retry(self:BackgroundTaskManager,
+          job_id:str, # the job's id
+         ) -> tuple[str, BackgroundTask]:
     "Queue a failed or cancelled job again; `(job_id, bg_task)`. `ValueError` if the job is in another state."
     job = self.get_job(job_id)
     if not self.store.retry(job_id, self.clock()):
@@ -866,8 +979,10 @@ def retry(self:BackgroundTaskManager, job_id:str) -> tuple[str, BackgroundTask]:
     for f in self.store.listeners: f(self.store)
     return job_id, BackgroundTask(self.run, job_id)
 
-@_patch(BackgroundTaskManager)
-def prune(self:BackgroundTaskManager, older_than:float) -> int:
+@patch
+def prune(self:BackgroundTaskManager,
+          older_than:float, # age in seconds
+         ) -> int:
     "Delete finished jobs (completed, failed, cancelled) that ended more than `older_than` seconds ago."
     _check_num('older_than', older_than, allow_none=False)
     return self.store.prune(timestamp(self.clock() - older_than))
