@@ -340,7 +340,7 @@ def store_for(db, # a fastsql or fastlite `Database`, an SQLAlchemy URL, a path,
             _stores[url] = st
         return st
 
-# %% ../nbs/01_utils_bgtsk.ipynb #6f9de2f4
+# %% ../nbs/01_utils_bgtsk.ipynb #a418b157
 def _now_row(now:float) -> dict: return dict(now=now, now_s=timestamp(now))
 
 @patch
@@ -356,7 +356,7 @@ def insert(self:JobStore,
         if rows: return rows[0]['id']
     raise ValueError(f"job id {job['id']!r} already exists")
 
-# %% ../nbs/01_utils_bgtsk.ipynb #b5184d7c
+# %% ../nbs/01_utils_bgtsk.ipynb #dae9a7e6
 _RUN_COLS = 'id, job_type, payload, func_path, attempt, retry_count, max_retries, timeout, error_log, cancel_requested'
 _CLAIM_SET = ("status = 'running', attempt = attempt + 1, started_at = :now_s, lease_until = :lease, "
               "worker = :worker, updated_at = :now_s")
@@ -391,7 +391,7 @@ def claim_due(self:JobStore,
         args['n'] = max(0, min(n, max_running - q("SELECT COUNT(*) AS n FROM tenant_jobs WHERE status = 'running'")[0]['n']))
         return q(sql, args) if args['n'] else []
 
-# %% ../nbs/01_utils_bgtsk.ipynb #d6de5b8b
+# %% ../nbs/01_utils_bgtsk.ipynb #96246358
 _GUARD = "WHERE id = :id AND status = 'running' AND attempt = :attempt"
 
 @patch
@@ -441,7 +441,7 @@ def renew(self:JobStore,
         dict(_now_row(now), id=job_id, attempt=attempt, lease=lease_until, p=progress, m=progress_msg))
     return rows[0] if rows else None
 
-# %% ../nbs/01_utils_bgtsk.ipynb #2fb178e9
+# %% ../nbs/01_utils_bgtsk.ipynb #b9b948ee
 @patch
 def cancel(self:JobStore,
            job_id:str, # the job to cancel
@@ -475,7 +475,7 @@ def prune(self:JobStore,
     return self._write("DELETE FROM tenant_jobs WHERE status IN ('completed', 'failed', 'cancelled') "
                        "AND completed_at < :before", dict(before=before))
 
-# %% ../nbs/01_utils_bgtsk.ipynb #0a951ac7
+# %% ../nbs/01_utils_bgtsk.ipynb #df729547
 @patch
 def get(self:JobStore,
         job_id:str, # the job's id
@@ -531,7 +531,7 @@ def expired(self:JobStore,
     "Running jobs whose lease ended before `now`: their runner died or hung."
     return self._exec(f"SELECT {_COLS} FROM tenant_jobs WHERE status = 'running' AND lease_until < :now", dict(now=now))
 
-# %% ../nbs/01_utils_bgtsk.ipynb #dea6b140
+# %% ../nbs/01_utils_bgtsk.ipynb #5129f03a
 _current: ContextVar = ContextVar('fh_saas_current_job', default=None)
 
 class JobContext:
@@ -590,7 +590,7 @@ def current_job() -> JobContext|None:
     "The `JobContext` of the task running in this context, or `None` outside a task."
     return _current.get()
 
-# %% ../nbs/01_utils_bgtsk.ipynb #c737e588
+# %% ../nbs/01_utils_bgtsk.ipynb #14e07355
 class LeaseKeeper:
     "One daemon thread that renews the lease of every attempt running in this process."
     def __init__(self): self.ctxs, self.cv, self.thread, self._wake = {}, threading.Condition(), None, float('inf')
@@ -638,7 +638,7 @@ class LeaseKeeper:
 
 leases = LeaseKeeper()
 
-# %% ../nbs/01_utils_bgtsk.ipynb #76ef2611
+# %% ../nbs/01_utils_bgtsk.ipynb #95506d71
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{gen_id()[:8]}"
 
 @dataclass
@@ -698,7 +698,7 @@ async def call_async(fn:Callable, # the function
     finally:
         ctx.on_cancel = None; leases.remove(ctx); _current.reset(token)
 
-# %% ../nbs/01_utils_bgtsk.ipynb #b1ee1560
+# %% ../nbs/01_utils_bgtsk.ipynb #3eb5a22e
 def _jsonable(result) -> tuple[str, str|None]:
     "JSON text of `result`, and a note if it had to be stored as its `repr` instead."
     try: return json.dumps(result), None
@@ -723,7 +723,7 @@ def classify(row:dict, # the claimed row, as `claim` returns it
     if delay is None: return 'failed', dict(error_log=json.dumps(errors))
     return 'pending', dict(run_at=now + delay, error_log=json.dumps(errors))
 
-# %% ../nbs/01_utils_bgtsk.ipynb #4bdba5ad
+# %% ../nbs/01_utils_bgtsk.ipynb #63b4c39b
 MAX_PAYLOAD = 256 * 1024
 
 class BackgroundTaskManager:
@@ -746,7 +746,7 @@ class BackgroundTaskManager:
 
     def __repr__(self): return f"BackgroundTaskManager({self.store.url!r})"
 
-# %% ../nbs/01_utils_bgtsk.ipynb #0f9184ac
+# %% ../nbs/01_utils_bgtsk.ipynb #3af007e5
 @patch
 def enqueue(self:BackgroundTaskManager,
             job_type:str, # what kind of job: shown to people, used to filter, names a registered task
@@ -774,7 +774,7 @@ def submit(self:BackgroundTaskManager,
     "Write a pending job and return `(job_id, bg_task)`; return `bg_task` next to the route's response."
     return self.enqueue(job_type, task_func, task_kwargs, max_retries=max_retries)
 
-# %% ../nbs/01_utils_bgtsk.ipynb #c766c3a6
+# %% ../nbs/01_utils_bgtsk.ipynb #4aef25bb
 def _check_num(name, v, allow_none=True):
     if v is None and allow_none: return v
     if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or v < 0:
@@ -808,7 +808,7 @@ def _new_row(self:BackgroundTaskManager, job_type, task_func, kwargs, max_retrie
                 max_retries=max_retries, run_at=due, func_path=path, timeout=timeout, idem_key=key,
                 updated_at=timestamp(now))
 
-# %% ../nbs/01_utils_bgtsk.ipynb #af23bcfd
+# %% ../nbs/01_utils_bgtsk.ipynb #5416d013
 @patch
 def record(self:BackgroundTaskManager,
            row:dict, # the claimed row, as `claim` returns it
@@ -916,7 +916,7 @@ async def run(self:BackgroundTaskManager,
         log.exception("background job %s failed to run", job_id)
         return None
 
-# %% ../nbs/01_utils_bgtsk.ipynb #34fe9af0
+# %% ../nbs/01_utils_bgtsk.ipynb #945bb2df
 @patch
 def get_job(self:BackgroundTaskManager,
             job_id:str, # the job to read
@@ -954,7 +954,7 @@ def count_jobs(self:BackgroundTaskManager,
     _check_filters(job_type, status, 1, 0)
     return self.store.count(job_type, status)
 
-# %% ../nbs/01_utils_bgtsk.ipynb #8a055905
+# %% ../nbs/01_utils_bgtsk.ipynb #ae0802e9
 @patch
 def cancel(self:BackgroundTaskManager,
            job_id:str, # the job to cancel
@@ -987,7 +987,7 @@ def prune(self:BackgroundTaskManager,
     _check_num('older_than', older_than, allow_none=False)
     return self.store.prune(timestamp(self.clock() - older_than))
 
-# %% ../nbs/01_utils_bgtsk.ipynb #4db64bc1
+# %% ../nbs/01_utils_bgtsk.ipynb #3d97ffe1
 def with_task(resp, # FT content, a string, a Starlette `Response` or a FastHTML `Redirect`
               *tasks:BackgroundTask, # the `bg_task`s to run after the response is sent
              ):

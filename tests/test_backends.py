@@ -108,3 +108,18 @@ def test_scheduler_runs_every_tenant(host):
                 while not all(m.get_job(i).status == 'completed' for m, i in ids): await anyio.sleep(0.02)
     anyio.run(go)
     assert [m.list_jobs()[0].result for m in ms] == [1, 2, 3]
+
+ORDER = []
+def note(tenant): ORDER.append(tenant)
+
+def test_a_big_backlog_does_not_starve_a_small_tenant(host):
+    big, small = BackgroundTaskManager(host.create('big')), BackgroundTaskManager(host.create('small'))
+    for _ in range(300): big.submit('note', note, tenant='big')
+    small.submit('note', note, tenant='small')
+    ORDER.clear()
+    async def go():
+        async with Scheduler(host, concurrency=2, per_tenant=2, poll=0.2).running():
+            with anyio.fail_after(60):
+                while len(ORDER) < 301: await anyio.sleep(0.02)
+    anyio.run(go)
+    assert ORDER.index('small') < 4, ORDER.index('small')   # served in the first round, not after the 300
