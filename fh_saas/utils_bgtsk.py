@@ -349,6 +349,9 @@ def insert(self:JobStore,
           ) -> str:
     "Insert `job` (a dict of columns) as a new row; with a used `idem_key`, return that job's id instead."
     cols = ', '.join(job); vals = ', '.join(f':{k}' for k in job)
+    if job.get('idem_key') is None:  # a fresh uuid4 id: nothing to conflict with
+        self._write(f"INSERT INTO tenant_jobs ({cols}) VALUES ({vals})", job)
+        return job['id']
     rows = self._exec(f"INSERT INTO tenant_jobs ({cols}) VALUES ({vals}) ON CONFLICT DO NOTHING RETURNING id", job)
     if rows: return rows[0]['id']
     if job.get('idem_key') is not None:
@@ -803,10 +806,9 @@ def _new_row(self:BackgroundTaskManager, job_type, task_func, kwargs, max_retrie
     if key is not None and (not isinstance(key, str) or not key or len(key) > 200):
         raise ValueError(f"key must be a non-empty string of at most 200 characters, not {key!r}")
     now = self.clock()
-    due = max(now + (delay or 0), run_at or 0)
-    return dict(id=gen_id(), job_type=job_type, status='pending', payload=payload, created_at=timestamp(now),
-                max_retries=max_retries, run_at=due, func_path=path, timeout=timeout, idem_key=key,
-                updated_at=timestamp(now))
+    due, ts = max(now + (delay or 0), run_at or 0), timestamp(now)
+    return dict(id=gen_id(), job_type=job_type, status='pending', payload=payload, created_at=ts,
+                max_retries=max_retries, run_at=due, func_path=path, timeout=timeout, idem_key=key, updated_at=ts)
 
 # %% ../nbs/01_utils_bgtsk.ipynb #5416d013
 @patch
