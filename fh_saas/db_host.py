@@ -12,7 +12,7 @@ from pathlib import Path
 from fastcore.basics import store_attr
 
 # %% auto #0
-__all__ = ['timestamp', 'gen_id', 'check_tenant_id', 'SqliteHost']
+__all__ = ['timestamp', 'gen_id', 'check_tenant_id', 'TenantHost', 'SqliteHost']
 
 # %% ../nbs/00_db_host.ipynb #04d698df
 def timestamp(t:float|None=None, # seconds since the epoch; now when `None`
@@ -37,8 +37,27 @@ def check_tenant_id(tenant_id:str, # the tenant id to check
         raise ValueError(f"bad tenant id {tenant_id!r}: use 1-63 of a-z, 0-9, '_', '-', starting with a letter or digit")
     return tenant_id
 
-# %% ../nbs/00_db_host.ipynb #9abb5564
-class SqliteHost:
+# %% ../nbs/00_db_host.ipynb #35b51e69
+class TenantHost:
+    "The part every tenant host shares: a fastsql `Database` for a tenant, built on `url`, `create` and `exists`."
+    def sqlalchemy_url(self,
+                       tenant_id:str, # the tenant id (checked)
+                      ) -> str:
+        "The URL fastsql (SQLAlchemy) opens for `tenant_id`."
+        return self.url(tenant_id)
+
+    def db(self,
+           tenant_id:str, # the tenant id (checked)
+           create:bool=True, # create the database if it is missing
+          ):
+        "A new fastsql `Database` for `tenant_id` (one connection: use it from one thread)."
+        from fastsql import Database
+        if create: self.create(tenant_id)
+        elif not self.exists(tenant_id): raise LookupError(f"no database for tenant {tenant_id!r}")
+        return Database(self.sqlalchemy_url(tenant_id))
+
+# %% ../nbs/00_db_host.ipynb #111887ee
+class SqliteHost(TenantHost):
     "Tenant databases as SQLite files, one per tenant, under `data_dir`."
     kind = 'sqlite'
     def __init__(self, data_dir:str|Path, # folder holding one `<tenant>.db` file per tenant
@@ -80,15 +99,5 @@ class SqliteHost:
     def tenants(self) -> list[str]:
         "Ids of every tenant that has a database, sorted."
         return sorted(p.stem for p in self.data_dir.glob('*.db') if _TENANT_RE.fullmatch(p.stem))
-
-    def db(self,
-           tenant_id:str, # the tenant id (checked)
-           create:bool=True, # create the database if it is missing
-          ):
-        "A new fastsql `Database` for `tenant_id` (one connection: use it from one thread)."
-        from fastsql import Database
-        if create: self.create(tenant_id)
-        elif not self.exists(tenant_id): raise LookupError(f"no database for tenant {tenant_id!r}")
-        return Database(self.url(tenant_id))
 
     def __repr__(self): return f"SqliteHost({str(self.data_dir)!r})"

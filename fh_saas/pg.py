@@ -10,7 +10,7 @@ import os, re, time, threading, logging
 from contextlib import contextmanager
 from typing import Callable
 from urllib.parse import urlsplit, urlunsplit, parse_qsl, urlencode, unquote
-from .db_host import check_tenant_id
+from .db_host import check_tenant_id, TenantHost
 from .utils_bgtsk import JobStore, SCHEMA, log
 
 # %% auto #0
@@ -193,8 +193,8 @@ def _pg_retry(self:PgJobStore,
     return ok
 PgJobStore.retry = _pg_retry
 
-# %% ../nbs/04_pg.ipynb #9e7c22bf
-class PgHost:
+# %% ../nbs/04_pg.ipynb #bf418d5c
+class PgHost(TenantHost):
     "Tenant schemas on one PostgreSQL server; the server's URL comes from configuration, never from a tenant row."
     kind = 'postgresql'
     def __init__(self, url:str|None=None, # `postgresql://user:password@host:port/database`; default `$FH_SAAS_PG_URL`
@@ -230,14 +230,10 @@ class PgHost:
         with pool_for(self.conninfo).connection() as c:
             return c.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [tenant_schema(tenant_id)]).fetchone() is not None
 
-    def db(self,
-           tenant_id:str, # the tenant id (checked)
-           create:bool=True, # create the database if it is missing
-          ):
-        "A new fastsql `Database` in `tenant_id`'s schema (one connection: use it from one thread)."
-        from fastsql import Database
-        if create: self.create(tenant_id)
-        elif not self.exists(tenant_id): raise LookupError(f"no schema for tenant {tenant_id!r}")
-        return Database(self.url(tenant_id).replace('postgresql://', 'postgresql+psycopg://', 1))
+    def sqlalchemy_url(self,
+                       tenant_id:str, # the tenant id (checked)
+                      ) -> str:
+        "The URL fastsql opens for `tenant_id`: SQLAlchemy wants the psycopg 3 driver named."
+        return self.url(tenant_id).replace('postgresql://', 'postgresql+psycopg://', 1)
 
     def __repr__(self): return f"PgHost({re.sub(r'//[^@]*@', '//***@', self.conninfo)!r})"
