@@ -14,7 +14,7 @@ One throwaway server (`tests/pgserver.py`: fsync on, default synchronous_commit)
      Informative extra rows: raw with fh-saas's connection discipline (pool check + BEGIN + statement + COMMIT
      = 4 round trips per write) and raw batched (claim 32 per statement, finish 32 per statement).
   4. profile: one drain and one latency run through `bench_pg.py --as-worker` (the same `fh_saas.worker.main`,
-     wrapped): time per phase (rescue / claim_due / next_due / finish / thread hops / pool check / commit,
+     wrapped): time per phase (rescue / claim_due / due_times / finish / thread hops / pool check / commit,
      NOTIFY wake-up), and a cProfile of all worker threads (`BENCH_CPROFILE`).
 No speed assertions: it reports, it does not judge.
 
@@ -155,7 +155,7 @@ def as_worker(argv):
         setattr(owner, name, w)
 
     if phases_out:
-        timed(ub.JobStore, 'rescue'); timed(ub.JobStore, 'next_due')
+        timed(ub.JobStore, 'rescue'); timed(ub.JobStore, 'due_times')
         timed(ub.JobStore, 'claim_due', extra=lambda a, r: [x['id'] for x in (r or [])])
         timed(ub.JobStore, 'finish', extra=lambda a, r: a[1])
         timed(ub.BackgroundTaskManager, 'run_in_thread', extra=lambda a, r: a[1]['id'])
@@ -586,101 +586,7 @@ def findings(res, rows):
              f"(raw {raw1['pg_cpu_ms_job']:.2f}). On 2 cores shared with the server that alone caps a worker near "
              f"{fmt(2000 / (fb1['worker_cpu_ms_job'] + fb1['pg_cpu_ms_job']))} jobs/s for worker + server together "
              f"(best 1 worker reached {fmt(fb1['jobs_s'])}; 2 workers {fmt(fb2['jobs_s'])}).")
-    return F, None  # the numbers above; the profile tables below speak for themselves
-    if p.get('drain'):
-        r = p['drain']['rounds']
-        F.append(f"- **Default settings are bound by the claim loop, not by the slots**: `Scheduler._dispatch` was "
-                 f"entered {r['dispatch_calls']} time(s) for the whole drain (it returns only once the slots are full: they "
-                 "never were), and each round is "
-                 f"serial on the event loop: `rescue` {r['rescue_ms']:.2f} ms + `claim_due` {r['claim_ms']:.2f} ms + 2 "
-                 f"thread-hop pairs (loop -> job thread -> loop, {r['hop_ms']:.2f} ms a pair) = {r['round_ms']:.2f} ms for "
-                 f"{r['jobs_per_claim']:.2f} jobs -> ceiling {fmt(r['ceiling_jobs_s'])} jobs/s under the profiler "
-                 f"(measured {fmt(p['drain']['run']['jobs_s'])}; uninstrumented {fmt(p['drain']['plain_jobs_s'])}). "
-                 "`--concurrency 32` with `--per-tenant 2` is no better for the same reason.")
-    lp = p.get('latency')
-    if lp:
-        b = {x['step']: x for x in lp['breakdown']}
-        g = lambda k: b[k]['p50_ms'] if k in b and b[k]['p50_ms'] is not None else float('nan')
-        F.append(f"- **One job's path at low load** (p50, instrumented): submit -> NOTIFY wake-up {g('submit->wake'):.2f} ms "
-                 f"(the insert's own round trips: the listener is woken {abs(g('submit returned->wake')):.2f} ms "
-                 f"{'after' if g('submit returned->wake') >= 0 else 'before'} `submit` returns, so NOTIFY delivery "
-                 f"itself costs ~nothing), wake -> claim start {g('wake->claim start'):.2f} ms (thread hop + "
-                 f"`rescue`), claim {g('claim (UPDATE+commit)'):.2f} ms, claimed -> run start {g('claimed->run start'):.2f} ms "
-                 f"(task start + hop), run {g('run start->finish start'):.2f} ms, finish {g('finish (UPDATE+commit)'):.2f} ms; "
-                 f"submit -> finish committed {g('submit->finish committed'):.2f} ms. Every store call costs 4 round trips: "
-                 f"`pool.check_connection` (an empty query, {next((x['p50_ms'] for x in lp['phases'] if x['phase'] == 'pool.check_connection'), float('nan')):.2f} ms p50), "
-                 "BEGIN + statement (`execute`), COMMIT.")
-    l2 = lat.get(('fh-saas', 2))
-    if l1 and l2:
-        F.append(f"- **Two idle workers are slower than one** (p50 {l2['lat_p50']:.2f} vs {l1['lat_p50']:.2f} ms; started -> "
-                 f"completed {l2['started_to_completed_p50']:.2f} vs {l1['started_to_completed_p50']:.2f} ms): every NOTIFY "
-                 "wakes both (`Listener` calls every watcher of the schema); the loser still runs `rescue`, an empty "
-                 "`claim_due` and `next_due` (12 round trips) at the same moment, competing for the 2 cores and the server.")
-    if rawp:
-        per_write = (1e3 / rawp['jobs_s'] - 1e3 / raw1['jobs_s']) / 2 if rawp['jobs_s'] and raw1['jobs_s'] else None
-        F.append(f"- **Connection discipline**: raw psycopg with fh-saas's per-write pattern (pool check + "
-                 f"BEGIN + statement + COMMIT) drains {fmt(rawp['jobs_s'])} jobs/s vs {fmt(raw1['jobs_s'])} autocommit: "
-                 f"{fmt(per_write, '.2f')} ms extra per write.")
-    # suggestions, each with an estimate from this run's numbers
-    S = []
-    lph = {x['phase']: x for x in (lp or {}).get('phases', [])}
-    q = lambda k, f='p50_ms': lph[k][f] if k in lph else float('nan')
-    if per_write is not None:
-        S.append(f"1. **One round trip per store call** (`fh_saas.pg.pool_for`, `PgJobStore._exec/_write/_tx`): drop "
-                 "`check=ConnectionPool.check_connection` (an extra empty query on every `getconn`; `_retrying` already "
-                 "retries `OperationalError`, and the pool can use `max_idle`/`max_lifetime`) and open the pool's "
-                 "connections with `autocommit=True` so a single statement is its own transaction (no BEGIN, no separate "
-                 "COMMIT); `_tx` keeps atomicity with `with c.transaction():`. Same durability (each statement still "
-                 f"commits with fsync). Measured on raw psycopg: {per_write:.2f} ms saved per write; a job's path has 4 "
-                 f"store calls (insert, rescue, claim, finish) -> about {4 * per_write:.1f} ms off p50, and raw went "
-                 f"from {fmt(rawp['jobs_s'])} to {fmt(raw1['jobs_s'])} jobs/s ({raw1['jobs_s'] / rawp['jobs_s']:.2f}x).")
-    if p.get('drain') and lp:
-        r = p['drain']['rounds']
-        S.append(f"2. **Take `rescue` off the claim path** (`Scheduler._dispatch` calls `st.rescue(...)` before every "
-                 "`claim_due`): on PostgreSQL a lease can only expire with time, and `scan` already rescues every `--poll` "
-                 "seconds; run it there (or only when `next_due` returns an expired `lease_until`). Saves one 4-round-trip "
-                 f"SELECT of all running rows per claim: {q('rescue'):.2f} ms p50 off latency; at default settings the "
-                 f"claim-loop ceiling goes from {fmt(r['ceiling_jobs_s'])} to {fmt(r['ceiling_no_rescue_jobs_s'])} jobs/s "
-                 "(instrumented figures).")
-        S.append(f"3. **Claim more per round trip** (`Scheduler._dispatch` + `JobStore.claim_due`): the loop claims "
-                 f"`min(free, per_tenant)` from one tenant per awaited call ({r['jobs_per_claim']:.2f} jobs per claim at "
-                 "the defaults) and waits for each before the next. Claim up to all free slots in one statement across "
-                 "due tenants (`UPDATE` per schema chained in one `WITH` / `UNION ALL`, still round-robin by limiting "
-                 "each schema's `LIMIT`), or send the per-tenant claims in one psycopg pipeline. With `--per-tenant 8` the "
-                 f"same loop already gave {fmt(fb1['jobs_s'])} vs {fmt(fd1['jobs_s'])} jobs/s; claiming all free slots "
-                 "at once removes the per-tenant cap as the limit: ceiling ~ free slots / (one claim round trip).")
-    if rawb:
-        S.append(f"4. **Finish in batches** (`BackgroundTaskManager.record` -> `JobStore.finish`, one committed UPDATE "
-                 "per job): queue finished attempts and let one writer per store flush them every ~1 ms or N rows with one "
-                 "`UPDATE tenant_jobs AS j SET ... FROM unnest(%(ids)s, %(attempts)s) ... WHERE j.id = f.id AND "
-                 "j.status = 'running' AND j.attempt = f.attempt` (the same guard; rows it did not change are the stale "
-                 "attempts). A finish is only durable when flushed, which is no weaker than today (the lease still covers "
-                 f"a crash). Raw psycopg with claim 32 + finish 32 per statement: {fmt(rawb['jobs_s'])} jobs/s = "
-                 f"{rawb['jobs_s'] / raw1['jobs_s']:.1f}x one-at-a-time, {rawb['wal_syncs_job']:.2f} WAL fsyncs/job; that "
-                 "plus (3) is the route to 'several times raw'.")
-    if lp:
-        hops = q('thread hop: loop -> job thread', 'calls') / (res['params']['lat_jobs'] + 20) if lph else float('nan')
-        pair = q('thread hop: loop -> job thread') + q('thread hop: job thread -> loop')
-        S.append(f"5. **Fewer thread hops** (`in_thread` around every store call from the event loop; {hops:.1f} hop pairs "
-                 f"per job at low load, {pair:.2f} ms a pair p50, plus kernel CPU for the wake-ups): use psycopg's "
-                 "`AsyncConnectionPool` for PostgreSQL stores so claim / rescue / next_due run on the loop, and record "
-                 "a sync task's outcome from the job thread it ran in (it already does: keep it). Estimate: "
-                 f"~{2 * pair:.1f} ms off p50 (the two hops on the path before the task starts) and less CPU per job.")
-        S.append(f"6. **Skip `next_due` after an under-full claim when woken by NOTIFY** (`Scheduler._dispatch`): at low "
-                 f"load it runs once per job ({q('next_due', 'calls') / (res['params']['lat_jobs'] + 20):.2f} calls/job, "
-                 f"{q('next_due'):.2f} ms, 4 round trips) beside the claim; return the next `run_at` from the claim "
-                 "statement instead (a CTE `SELECT min(run_at) ... WHERE status = 'pending'`). Saves one of the "
-                 f"{q('pool.getconn (wait + check)', 'per_job'):.1f} pool checkouts per job at low load (4 round trips "
-                 "each); it is not on the latency path but competes for the pool and the CPU.")
-        S.append(f"7. **Submit side** (`PgJobStore.insert` via `_exec`): the same 4 round trips; with (1) the web "
-                 f"process's `submit` drops from {l1['submit_call_p50']:.2f} ms toward {lr['submit_call_p50']:.2f} ms p50.")
-    S.append("8. **Bug seen while benchmarking** (`fh_saas.utils_bgtsk.resolve`): `sys.modules.get(mod) or "
-             "importlib.import_module(mod)` hands a *partially initialised* module to a second job thread while the "
-             "first is still importing it -> `AttributeError: partially initialized module 'bench_pg' has no attribute "
-             "'noop'`; the job fails its attempt and is retried 2 s later (seen in the first runs, before "
-             "`--imports bench_pg` was added). Fix: always `importlib.import_module(mod)` (it takes the module's import "
-             "lock and is cheap once loaded).")
-    return F + ["", "### Suggestions (not implemented; estimates from this run)", ""] + S, per_write
+    return F, None  # the numbers above; the profile tables speak for themselves
 
 def write_report(res, out_md, out_json):
     e, lats = res['env'], res['latency']

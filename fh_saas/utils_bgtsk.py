@@ -521,19 +521,6 @@ def due_times(self:JobStore) -> tuple[float|None, float|None]:
                    "(SELECT MIN(lease_until) FROM tenant_jobs WHERE status = 'running') AS r")[0]
     return r['p'], r['r']
 
-@patch
-def next_due(self:JobStore) -> float|None:
-    "The earliest time something here needs a runner: a pending job's `run_at` or a running job's lease end."
-    ts = [t for t in self.due_times() if t is not None]
-    return min(ts) if ts else None
-
-@patch
-def expired(self:JobStore,
-            now:float, # the current time, epoch seconds
-           ) -> list[dict]:
-    "Running jobs whose lease ended before `now`: their runner died or hung."
-    return self._exec(f"SELECT {_COLS} FROM tenant_jobs WHERE status = 'running' AND lease_until < :now", dict(now=now))
-
 # %% ../nbs/01_utils_bgtsk.ipynb #5129f03a
 _current: ContextVar = ContextVar('fh_saas_current_job', default=None)
 
