@@ -10,11 +10,11 @@ import os, re, time, threading, logging
 from contextlib import contextmanager
 from typing import Callable
 from urllib.parse import urlsplit, urlunsplit, parse_qsl, urlencode, unquote
-from .db_host import check_tenant_id, TenantHost
+from .db_host import check_tenant_id, timestamp, TenantHost
 from .utils_bgtsk import JobStore, SCHEMA, log
 
 # %% auto #0
-__all__ = ['CHANNEL', 'split_url', 'tenant_schema', 'pool_for', 'Listener', 'listener_for', 'PgJobStore', 'PgHost']
+__all__ = ['CHANNEL', 'split_url', 'tenant_schema', 'pool_for', 'Listener', 'listener_for', 'PgJobStore', 'FinishGroup', 'PgHost']
 
 # %% ../nbs/04_pg.ipynb #18a419a9
 _SCHEMA_RE = re.compile(r'search_path\s*=\s*"?([a-z0-9_-]+)"?')
@@ -103,7 +103,7 @@ class PgJobStore(JobStore):
         self.synchronous, self.retry_for, self.path = 'FULL', retry_for, None
         self.qschema = '"' + self.schema + '"'
         self.listeners, self.runner, self._sql_cache = [], None, {}
-        self.pool = pool_for(self.conninfo, pool_size)
+        self.pool, self.finisher = pool_for(self.conninfo, pool_size), FinishGroup(self)
         with self.pool.connection() as c:
             c.execute(f"CREATE SCHEMA IF NOT EXISTS {self.qschema}")
             c.execute(self._sql(SCHEMA))
@@ -193,7 +193,59 @@ def _pg_retry(self:PgJobStore,
     return ok
 PgJobStore.retry = _pg_retry
 
-# %% ../nbs/04_pg.ipynb #bf418d5c
+# %% ../nbs/04_pg.ipynb #6a9a6cc2
+class FinishGroup:
+    "Leader-follower grouping of `finish` writes: one statement for every attempt waiting to be recorded."
+    def __init__(self, store:PgJobStore, # the store whose jobs these are
+                ):
+        self.store, self.lock, self.queue, self.busy = store, threading.Lock(), [], False
+
+    def finish(self, row:dict, # `id, attempt, status, now_s, result, error_log` of one attempt
+              ) -> bool:
+        "Record one attempt's end with the others waiting; whether this row was changed."
+        me = [threading.Event(), None, None]
+        with self.lock:
+            self.queue.append((row, me))
+            lead = not self.busy
+            if lead: self.busy = True
+        while lead:
+            with self.lock:
+                group, self.queue = self.queue, []
+                if not group: self.busy = False; break
+            try: won, err = self._write([r for r, _ in group]), None
+            except Exception as e: won, err = set(), e
+            for r, w in group: w[1], w[2] = r['id'] in won, err; w[0].set()
+        me[0].wait()
+        if me[2] is not None: raise me[2]
+        return me[1]
+
+    def _write(self, rows:list[dict]) -> set:
+        "One statement for `rows`; the ids it changed."
+        cols = ('id', 'attempt', 'status', 'now_s', 'result', 'error_log')
+        args = {c: [r[c] for r in rows] for c in cols}
+        got = self.store._exec(
+            "UPDATE tenant_jobs AS j SET status = f.status, result = f.result, completed_at = f.now_s, "
+            "lease_until = NULL, error_log = COALESCE(f.error_log, j.error_log), "
+            "progress = CASE WHEN f.status = 'completed' THEN 1.0 ELSE j.progress END, updated_at = f.now_s "
+            "FROM unnest(CAST(:id AS text[]), CAST(:attempt AS int[]), CAST(:status AS text[]), CAST(:now_s AS text[]), "
+            "CAST(:result AS text[]), CAST(:error_log AS text[])) AS f(id, attempt, status, now_s, result, error_log) "
+            "WHERE j.id = f.id AND j.status = 'running' AND j.attempt = f.attempt RETURNING j.id", args)
+        return {r['id'] for r in got}
+
+def _pg_finish(self:PgJobStore,
+               job_id:str, # the job's id
+               attempt:int, # the attempt this write is for: it loses if another attempt has begun
+               status:str, # `completed`, `failed` or `cancelled`
+               now:float, # the current time, epoch seconds
+               result:str|None=None, # the result as JSON text
+               error_log:str|None=None, # the whole error log as JSON text (`None`: keep it)
+              ) -> bool:
+    "End a running attempt, grouped with the others ending now; `False` if the attempt was no longer current."
+    return self.finisher.finish(dict(id=job_id, attempt=attempt, status=status, now_s=timestamp(now), result=result,
+                                     error_log=error_log))
+PgJobStore.finish = _pg_finish
+
+# %% ../nbs/04_pg.ipynb #6c305940
 class PgHost(TenantHost):
     "Tenant schemas on one PostgreSQL server; the server's URL comes from configuration, never from a tenant row."
     kind = 'postgresql'
