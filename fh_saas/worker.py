@@ -40,8 +40,8 @@ async def run_worker(sched:Scheduler, # the scheduler to run
 @call_parse
 def main(url:str=None, # PostgreSQL URL of the tenants' server (default `$FH_SAAS_PG_URL`)
          sqlite_dir:str=None, # or: a folder of tenant SQLite files
-         concurrency:int=16, # jobs run at once
-         per_tenant:int=4, # jobs taken from one tenant per round, for fairness
+         concurrency:int=32, # jobs run at once
+         per_tenant:int=8, # jobs taken from one tenant per round, for fairness
          tenant_limit:int=None, # jobs of one tenant running at once, across all workers
          lease:float=30.0, # seconds a claimed job is held between renewals
          poll:float=5.0, # seconds between looks for work no notification announced
