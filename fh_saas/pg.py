@@ -68,16 +68,20 @@ class Listener:
 
     def _loop(self):
         import psycopg
+        down = False
         while not self.stopped:
             try:
                 with psycopg.connect(self.conninfo, autocommit=True) as c:
                     c.execute(f"LISTEN {CHANNEL}")
+                    if down: log.warning("listener: reconnected"); down = False
                     for cb in [f for fs in list(self.callbacks.values()) for f in fs]: cb()  # may have missed some
                     while not self.stopped:
                         for n in c.notifies(timeout=1.0):
                             for cb in list(self.callbacks.get(n.payload, ())): cb()
             except Exception as e:
-                if not self.stopped: log.warning("listener: %s; reconnecting in 1 s", e); time.sleep(1.0)
+                if self.stopped: break
+                if not down: log.warning("listener: %s; reconnecting every second", str(e).strip().splitlines()[0])
+                down = True; time.sleep(1.0)
 
 def listener_for(conninfo:str, # the server connection string
                 ) -> Listener:
