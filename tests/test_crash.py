@@ -11,7 +11,7 @@ def test_1000_jobs_survive_5_kills(tmp_path):
     srv = Server('apps.crash_app:create_app', env, log=tmp_path/'server.log').start()
     ids = []
     with httpx.Client(base_url=srv.url, timeout=30) as cli:
-        for t in ('acme', 'globex'): ids += cli.post(f'/enqueue/{t}', params=dict(n=500, ms=20)).json()
+        for t in ('acme', 'globex'): ids += cli.post(f'/enqueue/{t}', params=dict(n=500, ms=30)).json()
     assert len(set(ids)) == 1000
     host = SqliteHost(env['DATA_DIR'])
     mgrs = [BackgroundTaskManager(host.url(t)) for t in ('acme', 'globex')]
