@@ -61,10 +61,8 @@ class SqliteHost(TenantHost):
     "Tenant databases as SQLite files, one per tenant, under `data_dir`."
     kind = 'sqlite'
     def __init__(self, data_dir:str|Path, # folder holding one `<tenant>.db` file per tenant
-                 synchronous:str='NORMAL', # SQLite `synchronous` setting for job writes: NORMAL or FULL
                 ):
-        if synchronous.upper() not in ('NORMAL', 'FULL', 'EXTRA'): raise ValueError(f"bad synchronous {synchronous!r}")
-        self.data_dir, self.synchronous = Path(data_dir), synchronous.upper()
+        self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._root = str(self.data_dir.resolve())  # resolved once: a scheduler builds every tenant's URL each poll
 
@@ -77,7 +75,7 @@ class SqliteHost(TenantHost):
     def url(self,
             tenant_id:str, # the tenant id (checked)
            ) -> str:
-        "SQLAlchemy URL of `tenant_id`'s database (the job store adds the `synchronous` setting)."
+        "SQLAlchemy URL of `tenant_id`'s database."
         return f"sqlite:///{self._root}/{check_tenant_id(tenant_id)}.db"
 
     def exists(self,

@@ -202,9 +202,12 @@ class JobStore:
     "The `tenant_jobs` table of one SQLite database file, with a small pool of connections."
     dialect = 'sqlite'
     def __init__(self, url:str, # `sqlite:///path/to/file.db`
-                 synchronous:str='NORMAL', # NORMAL: a commit survives a process crash; FULL: a power cut too
+                 synchronous:str|None=None, # NORMAL (a commit survives a process crash) or FULL (a power cut too); default `$FH_SAAS_SQLITE_SYNCHRONOUS` or NORMAL
                  pool_size:int=8, # idle connections kept
                 ):
+        synchronous = (synchronous or os.environ.get('FH_SAAS_SQLITE_SYNCHRONOUS') or 'NORMAL').upper()
+        if synchronous not in ('NORMAL', 'FULL', 'EXTRA'):
+            raise ValueError(f"synchronous must be NORMAL, FULL or EXTRA, not {synchronous!r}")
         self.url, self.path, self.synchronous = url, _sqlite_path(url), synchronous
         self.pool_size, self._idle, self._tls, self._inline_n = pool_size, [], threading.local(), 0
         self.listeners = []  # callables told (self) when a job becomes due here
