@@ -185,9 +185,10 @@ def scan(self:Scheduler,
 @patch
 async def _dispatch(self:Scheduler, tg):
     "Claim and start due jobs, round-robin over due databases, until the slots are full or nothing is due."
+    tried = set()  # stores that gave fewer jobs than asked in this call: not again until something changes
     while len(self.active) < self.concurrency:
         now = self.clock()
-        due = [s for s, t in self.next.items() if (t is not None and t <= now) or s in self.woken]
+        due = [s for s, t in self.next.items() if ((t is not None and t <= now) or s in self.woken) and s not in tried]
         if not due: return
         due.sort(key=lambda s: self.served.get(s, 0))  # least recently served first: round-robin
         for st in due:
@@ -204,7 +205,12 @@ async def _dispatch(self:Scheduler, tg):
             for row in rows:
                 self.active[(st, row['id'])] = row['attempt']
                 tg.start_soon(self._run, st, row)
-            if len(rows) < min(free, self.per_tenant): self._set_due(st, *await m._store_call(st.due_times))
+            if len(rows) < min(free, self.per_tenant):
+                tried.add(st)
+                self._set_due(st, *await m._store_call(st.due_times))
+                # due jobs we could not take (the tenant's limit, rows another claimer holds): look again shortly,
+                # not in a tight loop
+                if self.next[st] is not None and self.next[st] <= now: self.next[st] = now + min(self.poll, 0.5)
             else: self.next[st] = now  # maybe more: come back next round
 
 @patch
