@@ -155,39 +155,39 @@ def child_recover(a):
 
 
 # ---------------------------------------------------------------- parent: setup
-def make_idle_tenants(d, n):
-    "n tenants, each with its tenant_jobs table and one completed job."
+def tenants(d, n):
+    "Yield (host, manager, module) for n new tenants in folder d; the module's `noop` is importable by the child."
     from fh_saas.db_host import SqliteHost
     from fh_saas.utils_bgtsk import BackgroundTaskManager
-    import bench_scheduler as mod  # so the stored func_path is importable by the child
+    import bench_scheduler as mod
     host = SqliteHost(d)
     for i in range(n):
         t = f"t{i:05d}"
         host.create(t)
         m = BackgroundTaskManager(host.url(t))
+        yield host, m, mod
+        m.store.close()
+
+
+def make_idle_tenants(d, n):
+    "n tenants, each with its tenant_jobs table and one completed job."
+    host = None
+    for host, m, mod in tenants(d, n):
         jid, _ = m.submit('noop', mod.noop)
         row = m.store.claim(jid, time.time(), 30, 'bench:setup')
         m.store.finish(jid, row['attempt'], 'completed', time.time(), result='null')
-        m.store.close()
     return host
 
 
 def make_crashed_tenants(d, n_tenants, per, variant):
     "n_tenants x per jobs; half running under a dead worker's lease (per `variant`), half pending."
-    from fh_saas.db_host import SqliteHost
-    from fh_saas.utils_bgtsk import BackgroundTaskManager
-    import bench_scheduler as mod
-    host = SqliteHost(d)
-    for i in range(n_tenants):
-        t = f"t{i:05d}"
-        host.create(t)
-        m = BackgroundTaskManager(host.url(t))
+    host = None
+    for host, m, mod in tenants(d, n_tenants):
         ids = [m.submit('noop', mod.noop)[0] for _ in range(per)]
         for jid in ids[:per // 2]:
             if variant == 'dead pid': r = m.store.claim(jid, time.time(), 30, DEAD_WORKER)
             else: r = m.store.claim(jid, time.time(), -60, OTHER_WORKER)
             assert r is not None
-        m.store.close()
     return host
 
 

@@ -99,7 +99,7 @@ class Scheduler:
         self._by_key, self.broken, self.lease_at = {}, set(), {}
         self._turn = 0
         self.stats = dict(runs=0, scans=0, queries=0, rescued=0)
-        self._loop, self._event, self._stopping, self._scope = None, None, False, None
+        self._loop, self._event, self._stopping = None, None, False
 
     def stores(self) -> list[JobStore]:
         "The job stores of every tenant database, as of now; one that cannot be opened is logged and skipped."
@@ -235,7 +235,6 @@ async def serve(self:Scheduler,
     self._loop, self._event, self._stopping = asyncio.get_running_loop(), asyncio.Event(), False
     try:
         async with anyio.create_task_group() as tg:
-            self._scope = tg.cancel_scope
             await in_thread(self.scan, True)
             task_status.started()
             next_scan, next_full = time.monotonic() + self.poll, time.monotonic() + self.full_scan
