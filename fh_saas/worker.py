@@ -11,7 +11,7 @@ import anyio
 from fastcore.script import call_parse
 from .db_host import SqliteHost
 from .scheduler import Scheduler
-from .utils_bgtsk import log
+from .jobs import log, worker_id
 
 # %% auto #0
 __all__ = ['job_source', 'run_worker', 'main']
@@ -43,6 +43,7 @@ def main(url:str=None, # PostgreSQL URL of the tenants' server (default `$FH_SAA
          concurrency:int=32, # jobs run at once
          per_tenant:int=8, # jobs taken from one tenant per round, for fairness
          tenant_limit:int=None, # jobs of one tenant running at once, across all workers
+         tenant_slots:int=None, # jobs of one tenant running at once in this worker (default: all but a quarter)
          lease:float=30.0, # seconds a claimed job is held between renewals
          poll:float=5.0, # seconds between looks for work no notification announced
          grace:float=30.0, # seconds running jobs get to finish on SIGTERM
@@ -54,6 +55,7 @@ def main(url:str=None, # PostgreSQL URL of the tenants' server (default `$FH_SAA
     sys.path.insert(0, os.getcwd())
     for m in filter(None, (x.strip() for x in imports.split(','))): importlib.import_module(m)
     sched = Scheduler(job_source(url, sqlite_dir), concurrency=concurrency, per_tenant=per_tenant, poll=poll,
-                      lease=lease, grace=grace, tenant_limit=tenant_limit)
-    log.info("worker %s: concurrency %s, per tenant %s, tenant limit %s", sched.worker, concurrency, per_tenant, tenant_limit)
+                      lease=lease, grace=grace, tenant_limit=tenant_limit, tenant_slots=tenant_slots)
+    log.info("worker %s: concurrency %s, per tenant %s, tenant slots %s, tenant limit %s", worker_id(), concurrency,
+             per_tenant, sched.tenant_slots, tenant_limit)
     anyio.run(run_worker, sched)
