@@ -187,6 +187,7 @@ class PgJobStore(JobStore):
     def inline(self,
                fn:Callable, # a store method
                *args, # its arguments
+               wait:float=0, # unused: nothing here waits for a lock
               ) -> tuple[bool, object]:
         "Call `fn(*args)`: PostgreSQL claims skip locked rows instead of waiting, so there is no busy answer here."
         return True, fn(*args)

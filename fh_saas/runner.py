@@ -132,7 +132,7 @@ class JobContext:
         try:
             ok, _ = self.store.inline(self.store._write, "UPDATE tenant_jobs SET progress = :p, progress_msg = :m, "
                                       "updated_at = :now_s " + _GUARD, dict(_now_row(now), id=self.id,
-                                      attempt=self.attempt, p=p[0], m=p[1]))
+                                      attempt=self.attempt, p=p[0], m=p[1]), wait=0 if _on_loop() else 0.1)
         except Exception: ok = False
         if ok: self._written = p
         return ok
@@ -141,7 +141,7 @@ class JobContext:
         "Extend the lease and write pending progress (never waiting for a lock); whether the lease was renewed."
         now = self.clock()
         self.flush(now)
-        ok, r = self.store.inline(self.store.renew, self.id, self.attempt, now + self.lease, now)
+        ok, r = self.store.inline(self.store.renew, self.id, self.attempt, now + self.lease, now, wait=0.1)
         if not ok: return False
         if r is None: self.lost = True
         else:
@@ -182,6 +182,7 @@ class LeaseKeeper:
                  cancel_every:float=1.0, # seconds between looks for cancel requests
                 ):
         self.ctxs, self.cv, self.thread, self.cancel_every, self._poked = {}, threading.Condition(), None, cancel_every, set()
+        self._wake = float('inf')  # when the thread will wake next by itself
 
     def add(self,
             ctx:JobContext, # the claimed attempt
@@ -193,7 +194,7 @@ class LeaseKeeper:
             if self.thread is None or not self.thread.is_alive():
                 self.thread = threading.Thread(target=self._loop, name='fh-saas-leases', daemon=True)
                 self.thread.start()
-            self.cv.notify()
+            if ctx._due < self._wake: self.cv.notify()  # only if it sleeps past this renewal: short jobs never wake it
 
     def remove(self,
                ctx:JobContext, # the attempt whose outcome was written
@@ -218,13 +219,17 @@ class LeaseKeeper:
         next_look = time.monotonic() + self.cancel_every
         while True:
             with self.cv:
-                while not self.ctxs: self.cv.wait()
+                while not self.ctxs:  # keep the old wake-up time, so a stream of short jobs never wakes this thread
+                    now = time.monotonic()
+                    if self._wake <= now: self._wake = float('inf')
+                    self.cv.wait(None if self._wake == float('inf') else self._wake - now)
                 now = time.monotonic()
                 due = [c for c in self.ctxs.values() if c._due <= now]
                 poked = [self.ctxs[i] for i in self._poked if i in self.ctxs]; self._poked.clear()
                 look = now >= next_look
                 if not (due or poked or look):
-                    self.cv.wait(min([c._due for c in self.ctxs.values()] + [next_look]) - now); continue
+                    self._wake = min([c._due for c in self.ctxs.values()] + [next_look])
+                    self.cv.wait(self._wake - now); continue
                 for c in due: c._due = now + c.lease / 3
                 groups = {}
                 if look:
@@ -236,7 +241,7 @@ class LeaseKeeper:
                 except Exception as e: ok = False; log.warning("renewing the lease of job %s: %s", c.id, e)
                 if not ok: c._due = time.monotonic() + 0.2  # busy or away: again shortly, the lease has time left
             for (st, w), cs in groups.items():
-                try: ok, asked = st.inline(st.cancels, w)
+                try: ok, asked = st.inline(st.cancels, w, wait=0.1)
                 except Exception: continue
                 for c in cs:
                     if ok and (c.id, c.attempt) in asked: c.ask_cancel()
@@ -476,11 +481,14 @@ async def _run_sync(self:Runner, fn:Callable, kwargs:dict, ctx:JobContext, row:d
                 ctx.timed_out = True
                 log.warning("job %s: attempt %s ran over its %s s timeout; waiting for its thread to stop",
                             row['id'], row['attempt'], row['timeout'])
-        return await fut
+        r = await fut
+        return await self._record(row, r, ctx) if isinstance(r, Outcome) else r
 
 @patch
-def _attempt_sync(self:Runner, fn:Callable, kwargs:dict, ctx:JobContext, row:dict) -> tuple:
-    return self.record(row, call_sync(fn, kwargs, ctx), ctx)
+def _attempt_sync(self:Runner, fn:Callable, kwargs:dict, ctx:JobContext, row:dict):
+    "In a job thread: run the task; record its outcome here too unless the event loop can (`Outcome` then)."
+    out = call_sync(fn, kwargs, ctx)
+    return out if self.store.inline_ok else self.record(row, out, ctx)
 
 @patch
 async def _record(self:Runner, row:dict, out:Outcome, ctx:JobContext) -> tuple:

@@ -44,11 +44,11 @@ class Scheduler:
                  worker:str|None=None, # the name written into leases (default `worker_id()`)
                  tenant_limit:int|None=None, # at most this many jobs of one tenant running at once (all runners)
                  full_scan:float=60.0, # seconds between looks at every database, changed or not (a safety net)
-                 tenant_slots:int|None=None, # at most this many of this scheduler's slots for one tenant (default: all but a quarter)
+                 tenant_slots:int|None=None, # at most this many of this scheduler's slots for one tenant (default: all but an eighth)
                 ):
         self.source, self.concurrency, self.per_tenant, self.poll = source, concurrency, per_tenant, poll
         self.tenant_limit, self.full_scan = tenant_limit, full_scan
-        self.tenant_slots = tenant_slots or (concurrency - max(1, concurrency // 4) if concurrency > 1 else 1)
+        self.tenant_slots = tenant_slots or (concurrency - max(1, concurrency // 8) if concurrency > 1 else 1)
         self.lease, self.grace, self.policy, self.tasks, self.clock, self.worker = lease, grace, policy, tasks, clock, worker
         self.threads = JobThreads(concurrency)
         self.runners, self.next, self.sigs, self.woken, self.active, self.served = {}, {}, {}, set(), {}, {}
@@ -152,8 +152,8 @@ def scan(self:Scheduler,
                 st.checkpoint('TRUNCATE')  # idle: empty its write-ahead log
             continue
         try:
-            ok, got = st.inline(st.rescue, now, self.policy, self._gone(st))
-            if ok: ok, due = st.inline(st.due_times)
+            ok, got = st.inline(st.rescue, now, self.policy, self._gone(st), wait=0.1)
+            if ok: ok, due = st.inline(st.due_times, wait=0.1)
         except Exception as e:  # one tenant's trouble must not stop the others
             self._troubled(st, f"{type(e).__name__}: {e}"); self.sigs.pop(st, None); continue
         if not ok: self._troubled(st, 'database is locked'); self.sigs.pop(st, None); continue
@@ -169,8 +169,11 @@ def scan(self:Scheduler,
 # %% ../nbs/05_scheduler.ipynb #eaf8f111
 @patch
 async def _call(self:Scheduler, st:JobStore, fn:Callable, *args) -> tuple[bool, Any]:
-    "A store call that never waits for a lock: on the loop where that is cheap (SQLite, NORMAL), else on the I/O threads."
-    return st.inline(fn, *args) if st.inline_ok else await in_io(st.inline, fn, *args)
+    "A store call that never waits long for a lock: on the loop if the database is free, else on the I/O threads (0.1 s)."
+    if st.inline_ok:
+        ok, r = st.inline(fn, *args)
+        if ok: return ok, r
+    return await in_io(functools.partial(st.inline, fn, *args, wait=0.1))
 
 @patch
 async def _claim(self:Scheduler, st:JobStore, k:int, now:float) -> list[dict]|None:

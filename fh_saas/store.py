@@ -50,12 +50,12 @@ class JobStore:
         if synchronous not in ('NORMAL', 'FULL', 'EXTRA'):
             raise ValueError(f"synchronous must be NORMAL, FULL or EXTRA, not {synchronous!r}")
         self.url, self.path, self.synchronous = url, _sqlite_path(url), synchronous
-        self.pool_size, self._idle, self._tls = pool_size, {True: [], False: []}, threading.local()
+        self.pool_size, self._idle, self._tls = pool_size, {}, threading.local()
         self._ops, self._ckpt, self._wal_big = 0, False, False
         self.listeners = []  # callables told (self) when a job becomes due here
         self.runner = None   # an in-process scheduler serving this store, if any
         if not create and not self.path.exists(): raise FileNotFoundError(f"no tenant database {self.path}")
-        c = self._connect(True, create=True)
+        c = self._connect(5.0, create=True)
         try:
             c.executescript(SCHEMA)
             have = {r['name'] for r in c.execute("PRAGMA table_info(tenant_jobs)")}
@@ -63,9 +63,9 @@ class JobStore:
                 if col not in have: c.execute(ddl)
         finally: c.close()
 
-    def _connect(self, wait:bool, create:bool=False):
+    def _connect(self, wait:float, create:bool=False):
         mode = 'rwc' if create else 'rw'
-        c = sqlite3.connect(f"file:{quote(str(self.path))}?mode={mode}", uri=True, timeout=5.0 if wait else 0,
+        c = sqlite3.connect(f"file:{quote(str(self.path))}?mode={mode}", uri=True, timeout=wait,
                             isolation_level=None, check_same_thread=False)
         try:
             c.row_factory = sqlite3.Row
@@ -78,9 +78,9 @@ class JobStore:
     @contextmanager
     def _conn(self):
         "Lend one connection to one operation; it is never used by two threads at once."
-        wait = not getattr(self._tls, 'nowait', False)
+        wait = getattr(self._tls, 'wait', 5.0)  # seconds it may wait for another writer's lock
         with _idle_lock:
-            idle = self._idle[wait]
+            idle = self._idle.setdefault(wait, [])
             c = idle.pop() if idle else None
             if c is not None: _idle_lru.pop(id(c), None)
         if c is None: c = self._connect(wait)
@@ -97,13 +97,13 @@ class JobStore:
             size = self.wal_size()
             self._wal_big = size > 2 * WAL_LIMIT  # no-wait writers stand back until a checkpoint has caught up
             if size > WAL_LIMIT and not self._ckpt:
-                self._ckpt = True; _bg.submit(self.checkpoint)  # in a thread of its own: never on the event loop
+                self._ckpt = True; _bg.submit(self.checkpoint, 'TRUNCATE')  # a thread of its own: never the event loop
 
-    def _give(self, c, wait:bool):
+    def _give(self, c, wait:float):
         "Keep `c` for reuse, within the per-store and process-wide caps; close what falls outside them."
         evict = []
         with _idle_lock:
-            idle = self._idle[wait]
+            idle = self._idle.setdefault(wait, [])
             if len(idle) < self.pool_size:
                 idle.append(c); _idle_lru[id(c)] = (self, wait, c); c = None
                 while len(_idle_lru) > MAX_IDLE:  # over the process-wide cap: close the least recently used
@@ -127,28 +127,33 @@ class JobStore:
     def inline(self,
                fn:Callable, # a store method
                *args, # its arguments
+               wait:float=0, # seconds to wait for another writer's lock: 0 on the event loop, a little in a thread
               ) -> tuple[bool, Any]:
-        "Call store method `fn(*args)` on no-wait connections: `(True, result)`, or `(False, None)` if the database was busy."
-        if self._wal_big: return False, None  # the log outgrew its checkpoints: write from a thread, which checkpoints
-        old, self._tls.nowait = getattr(self._tls, 'nowait', False), True
+        "Call store method `fn(*args)` on connections that wait at most `wait` s for a lock: `(True, result)`, or `(False, None)` if busy."
+        if self._wal_big and not wait: return False, None  # the log outgrew its checkpoints: write from a thread
+        old, self._tls.wait = getattr(self._tls, 'wait', 5.0), float(wait)
         try: return True, fn(*args)
         except sqlite3.OperationalError as e:
             if is_busy(e): return False, None
             raise
-        finally: self._tls.nowait = old
+        finally: self._tls.wait = old
 
     def checkpoint(self,
-                   mode:str='RESTART', # PASSIVE, RESTART or TRUNCATE (see SQLite's `wal_checkpoint`)
+                   mode:str='TRUNCATE', # PASSIVE, RESTART or TRUNCATE (see SQLite's `wal_checkpoint`)
                   ) -> bool:
-        "Copy the write-ahead log into the database and start it over, waiting at most 0.1 s for readers; whether it did."
+        "Copy the write-ahead log into the database and start it over (empty, with TRUNCATE), waiting at most 0.1 s for readers; whether it did."
         assert mode in ('PASSIVE', 'RESTART', 'TRUNCATE'), mode
+        ok = False
         try:
             with self._conn() as c:
                 c.execute('PRAGMA busy_timeout=100')
-                try: return c.execute(f'PRAGMA wal_checkpoint({mode})').fetchone()[0] == 0
+                try: ok = c.execute(f'PRAGMA wal_checkpoint({mode})').fetchone()[0] == 0
                 finally: c.execute('PRAGMA busy_timeout=5000')
-        except sqlite3.Error: return False
-        finally: self._ckpt = False; self._wal_big = self.wal_size() > 2 * WAL_LIMIT
+        except sqlite3.Error: pass
+        finally:
+            self._ckpt = False
+            if ok: self._wal_big = False
+        return ok
 
     def wal_size(self) -> int:
         "Bytes in this database's write-ahead log file (0 if there is none)."
@@ -179,7 +184,7 @@ class JobStore:
     def close(self):
         "Close the idle connections."
         with _idle_lock:
-            idle, self._idle = self._idle[True] + self._idle[False], {True: [], False: []}
+            idle, self._idle = [c for cs in self._idle.values() for c in cs], {}
             for c in idle: _idle_lru.pop(id(c), None)
         for c in idle: c.close()
 

@@ -3,8 +3,7 @@ import tempfile
 from pathlib import Path
 from hypothesis import settings, HealthCheck, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, rule, invariant, precondition, initialize, Bundle
-from fh_saas.utils_bgtsk import BackgroundTaskManager, Outcome, STATUSES, JobStore
-from fh_saas.scheduler import Scheduler  # noqa: F401  (adds JobStore.rescue / release)
+from fh_saas.utils_bgtsk import BackgroundTaskManager, Outcome, STATUSES, JobStore, JobContext
 
 def noop(): return None
 
@@ -26,7 +25,7 @@ class JobLifecycle(RuleBasedStateMachine):
     def submit(self, max_retries, delay):
         i, _ = self.mgr.enqueue('noop', noop, max_retries=max_retries, delay=delay)
         self.model[i] = dict(status='pending', attempt=0, retry_count=0, max_retries=max_retries,
-                             run_at=self.clock() + delay)
+                             run_at=self.clock() + delay, cancel=False)
         return i
 
     @rule(i=jobs)
@@ -40,17 +39,18 @@ class JobLifecycle(RuleBasedStateMachine):
     def _record(self, i, out):
         m = self.model[i]
         row = self.store.get(i)
-        status, run_at = self.mgr.record(row, out)
+        status, run_at = self.mgr.runner.record(row, out, JobContext(self.store, row, self.clock, 30), patient=False)
         if m['status'] != 'running':
             assert status is None   # nothing to record: the write must lose
             return
         if out.kind == 'ok': m['status'] = 'completed'
         elif out.kind == 'cancelled': m['status'] = 'cancelled'
         elif m['retry_count'] < m['max_retries']:
-            m.update(status='pending', retry_count=m['retry_count'] + 1, run_at=run_at)
-            assert run_at == self.clock() + 2 ** m['retry_count']
+            m.update(status='pending', retry_count=m['retry_count'] + 1, run_at=self.clock() + 2 ** (m['retry_count'] + 1))
+            if not m['cancel']: assert run_at == m['run_at']
         else: m['status'] = 'failed'
-        assert status == m['status']
+        if m['cancel']: m['status'] = 'cancelled'   # a cancel asked while it ran is sticky, whatever the attempt did
+        assert status == m['status'], (status, m)
 
     @rule(i=jobs)
     def complete(self, i): self._record(i, Outcome('ok', 1))
@@ -79,12 +79,14 @@ class JobLifecycle(RuleBasedStateMachine):
             m = self.model[i]
             if m['retry_count'] < m['max_retries']: m.update(status='pending', retry_count=m['retry_count'] + 1, run_at=self.clock())
             else: m['status'] = 'failed'
+            if m['cancel']: m['status'] = 'cancelled'
 
     @rule(i=jobs)
     def cancel(self, i):
         m = self.model[i]
         after = self.mgr.cancel(i)
         if m['status'] == 'pending': m['status'] = 'cancelled'
+        if m['status'] in ('running', 'cancelled'): m['cancel'] = True   # asked: sticky until a retry by hand
         assert after == m['status']
 
     @rule(i=jobs)
@@ -92,7 +94,7 @@ class JobLifecycle(RuleBasedStateMachine):
         m = self.model[i]
         if m['status'] in ('failed', 'cancelled'):
             self.mgr.retry(i)
-            m.update(status='pending', retry_count=0, run_at=self.clock())
+            m.update(status='pending', retry_count=0, run_at=self.clock(), cancel=False)
         else:
             try: self.mgr.retry(i); assert False, 'retry of a job that is not failed/cancelled must be refused'
             except ValueError: pass
@@ -109,6 +111,7 @@ class JobLifecycle(RuleBasedStateMachine):
             if j.status == 'running': assert j.lease_until is not None
             if j.status in ('completed', 'failed'): assert j.completed_at is not None
             if j.status == 'completed': assert j.result == 1
+            assert j.cancel_requested == m['cancel'], (j, m)
 
 TestJobLifecycle = JobLifecycle.TestCase
 TestJobLifecycle.settings = settings(max_examples=150, stateful_step_count=40, deadline=None,
