@@ -96,8 +96,8 @@ class JobStore:
         if self._ops % CHECK_WAL_EVERY == 0:
             size = self.wal_size()
             self._wal_big = size > 2 * WAL_LIMIT  # no-wait writers stand back until a checkpoint has caught up
-            if size > WAL_LIMIT and not self._ckpt:
-                self._ckpt = True; _bg.submit(self.checkpoint, 'TRUNCATE')  # a thread of its own: never the event loop
+            if size > WAL_LIMIT and not self._ckpt:  # in a thread of its own, never on the event loop
+                self._ckpt = True; _bg.submit(self.checkpoint, 'TRUNCATE')
 
     def _give(self, c, wait:float):
         "Keep `c` for reuse, within the per-store and process-wide caps; close what falls outside them."
