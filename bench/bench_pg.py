@@ -20,7 +20,7 @@ No speed assertions: it reports, it does not judge.
 
     .venv/bin/python bench/bench_pg.py [--jobs 5000] [--quick]
 """
-import argparse, json, os, platform, shlex, signal, subprocess, sys, tempfile, threading, time
+import argparse, json, os, platform, shlex, signal, subprocess, sys, tempfile, threading, time, uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
@@ -70,7 +70,7 @@ def pg_cpu_delta(a, b): return sum(v - a.get(p, 0.0) for p, v in b.items() if v 
 # ---------------------------------------------------------------- SQL shared with the raw baseline
 def raw_sql(schema):
     "fh-saas's own insert / claim / finish statements for `schema` (psycopg %(name)s style)."
-    from fh_saas.utils_bgtsk import _CLAIM_SET, _RUN_COLS, _GUARD
+    from fh_saas.store import _CLAIM_SET, _RUN_COLS, _GUARD
     from fh_saas.pg import PgJobStore, CHANNEL, _notify
     q = f'"{schema}".tenant_jobs'
     conv = lambda s: PgJobStore._sql(type('S', (), dict(_sql_cache={}, qschema=f'"{schema}"'))(), s)
@@ -117,7 +117,7 @@ def raw_drain_child(conninfo, schema, mode, batch):
     cpu0, n = time.process_time(), 0
     while True:
         now = time.time()
-        rows = run(sql['claim'], dict(now=now, now_s=iso(now), lease=now + 30, worker=worker, n=batch))
+        rows = run(sql['claim'], dict(now=now, now_s=iso(now), lease=now + 30, worker=worker, n=batch, claim=uuid.uuid4().hex))
         if not rows: break
         if mode == 'batch':
             t = time.time()
@@ -141,7 +141,7 @@ def as_worker(argv):
     kw = {k: v for k, v in vars(ap.parse_args(argv)).items() if v is not None}
     phases_out, prof_out = os.environ.get('BENCH_PHASES'), os.environ.get('BENCH_CPROFILE')
     import psycopg, psycopg_pool
-    import fh_saas.utils_bgtsk as ub, fh_saas.scheduler as sc, fh_saas.worker as wk
+    import fh_saas.utils_bgtsk as ub, fh_saas.scheduler as sc, fh_saas.worker as wk, fh_saas.runner as rn
     ev = []  # (kind, wall start, duration s, extra)
     pc, tt = perf_counter, time.time
 
@@ -158,7 +158,7 @@ def as_worker(argv):
         timed(ub.JobStore, 'rescue'); timed(ub.JobStore, 'due_times')
         timed(ub.JobStore, 'claim_due', extra=lambda a, r: [x['id'] for x in (r or [])])
         timed(ub.JobStore, 'finish', extra=lambda a, r: a[1])
-        timed(ub.BackgroundTaskManager, 'run_in_thread', extra=lambda a, r: a[1]['id'])
+        timed(rn.Runner, '_attempt_sync', 'run_in_thread', extra=lambda a, r: a[4]['id'])  # a sync attempt, in its thread
         orig_execute = psycopg.Connection.execute
         def execute(self, query, *a, **k):
             s = pc()
@@ -175,19 +175,21 @@ def as_worker(argv):
         psycopg_pool.ConnectionPool.check_connection = staticmethod(check)
         timed(psycopg_pool.ConnectionPool, 'getconn', 'pool.getconn (wait + check)')
         timed(psycopg_pool.ConnectionPool, 'putconn', 'pool.putconn')
-        orig_in_thread = ub.in_thread
-        async def in_thread(fn, *args):
+        orig_run = rn.JobThreads.run
+        def jrun(self, fn, *args):  # every hop to a job thread and back (the runner's `JobThreads.run`)
             box, s = {}, pc()
             def run(*a):
                 box['s'] = pc()
                 try: return fn(*a)
                 finally: box['e'] = pc()
-            try: return await orig_in_thread(run, *args)
-            finally:
+            fut = orig_run(self, run, *args)
+            def done(f):
                 e = pc()
                 if 's' in box: ev.append(('thread hop: loop -> job thread', 0, box['s'] - s, None))
                 if 'e' in box: ev.append(('thread hop: job thread -> loop', 0, e - box['e'], None))
-        ub.in_thread = sc.in_thread = in_thread
+            fut.add_done_callback(done)
+            return fut
+        rn.JobThreads.run = jrun
         orig_wake = sc.Scheduler.wake
         def wake(self, store=None):
             if threading.current_thread().name == 'fh-saas-listen': ev.append(('notify wake', tt(), 0.0, None))
@@ -252,10 +254,10 @@ class Bench:
 
     def release(self, host):
         "Close this process's pool for `host` and forget its stores (its backends exit, flushing their stats)."
-        import fh_saas.pg as fp, fh_saas.utils_bgtsk as ub
+        import fh_saas.pg as fp, fh_saas.store as fs
         p = fp._pools.pop(host.conninfo, None)
         if p is not None: p.close()
-        for u in [u for u in ub._stores if u.startswith(host.conninfo)]: ub._stores.pop(u)
+        for u in [u for u in fs._stores if u.startswith(host.conninfo)]: fs._stores.pop(u)
 
     def managers(self, host):
         from fh_saas.utils_bgtsk import BackgroundTaskManager
@@ -424,7 +426,7 @@ class Bench:
             c.execute(sql['insert'], dict(new_row(t), schema=schema)).fetchall()
             te = time.time()
             now = time.time()
-            r = c.execute(sql['claim'], dict(now=now, now_s=iso(now), lease=now + 30, worker='raw', n=1)).fetchall()[0]
+            r = c.execute(sql['claim'], dict(now=now, now_s=iso(now), lease=now + 30, worker='raw', n=1, claim=uuid.uuid4().hex)).fetchall()[0]
             tc = time.time()
             assert c.execute(sql['finish'], dict(now=tc, now_s=iso(tc), id=r[0], attempt=r[4], status='completed',
                                                  result='null', error_log=None)).rowcount == 1
