@@ -96,8 +96,9 @@ class JobStore:
         if self._ops % CHECK_WAL_EVERY == 0:
             size = self.wal_size()
             self._wal_big = size > 2 * WAL_LIMIT  # no-wait writers stand back until a checkpoint has caught up
-            if size > WAL_LIMIT and not self._ckpt:  # in a thread of its own, never on the event loop
-                self._ckpt = True; _bg.submit(self.checkpoint, 'TRUNCATE')
+            if self._wal_big and wait: self.checkpoint()  # far behind, and this thread may wait: catch up here
+            elif size > WAL_LIMIT and not self._ckpt:
+                self._ckpt = True; _bg.submit(self.checkpoint)  # in a thread of its own, never on the event loop
 
     def _give(self, c, wait:float):
         "Keep `c` for reuse, within the per-store and process-wide caps; close what falls outside them."
@@ -151,7 +152,7 @@ class JobStore:
                 finally: c.execute('PRAGMA busy_timeout=5000')
         except sqlite3.Error: pass
         finally:
-            self._ckpt = False
+            if threading.current_thread().name.startswith('fh-saas-checkpoint'): self._ckpt = False
             if ok: self._wal_big = False
         return ok
 

@@ -1,0 +1,175 @@
+"""The mutation check: every named one-line breakage of a guard or a promise must make the tests that own it fail.
+
+For each mutant: copy `fh_saas/` and `tests/` to a temporary folder, replace one exact piece of text (it must occur
+once), and run the named tests against the copy (`PYTHONPATH` puts it before the installed package; processes the
+tests start import it too). A mutant whose tests still pass *survived*: the suite would not notice that breakage,
+and this script fails. First the same tests run on the unbroken copy and must pass, so a mutant is never counted as
+killed by a test that fails anyway. One PostgreSQL server serves every run (`$FH_SAAS_TEST_PG`).
+
+    .venv/bin/python .ci/mutants.py            # all; writes bench/results/mutants.md
+    .venv/bin/python .ci/mutants.py -k cancel  # the mutants whose name contains 'cancel'
+"""
+import argparse, os, shutil, subprocess, sys, tempfile, time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+G = 'tests/test_guards.py::'
+
+# (name, file, exact text, replacement, tests that must fail). Tests parametrized over `host` run on both backends.
+MUTANTS = [
+    ('finish ignores the attempt', 'store.py',
+     '''updated_at = :now_s "
+        + _GUARD + " RETURNING status"''', '''updated_at = :now_s "
+        + _GUARD.replace(' AND attempt = :attempt', '') + " RETURNING status"''', [G + 'test_a_stale_attempt_cannot_finish']),
+    ('grouped finish ignores the attempt (PostgreSQL)', 'pg.py',
+     "AND j.attempt = f.attempt RETURNING", "RETURNING", [G + 'test_a_stale_attempt_cannot_finish']),
+    ('reschedule ignores the attempt', 'store.py',
+     '''"updated_at = :now_s " + _GUARD + " RETURNING status",
+        a := dict(_now_row(now), id=job_id, attempt=attempt, run_at=run_at''',
+     '''"updated_at = :now_s " + _GUARD.replace(' AND attempt = :attempt', '') + " RETURNING status",
+        a := dict(_now_row(now), id=job_id, attempt=attempt, run_at=run_at''',
+     [G + 'test_a_stale_attempt_cannot_reschedule_renew_or_release']),
+    ('release ignores the attempt', 'store.py',
+     '''"lease_until = NULL, worker = NULL, updated_at = :now_s " + _GUARD + " RETURNING status"''',
+     '''"lease_until = NULL, worker = NULL, updated_at = :now_s " + _GUARD.replace(' AND attempt = :attempt', '') + " RETURNING status"''',
+     [G + 'test_a_stale_attempt_cannot_reschedule_renew_or_release']),
+    ('renew ignores the attempt', 'store.py',
+     '''updated_at = :now_s " + _GUARD + " RETURNING cancel_requested"''',
+     '''updated_at = :now_s " + _GUARD.replace(' AND attempt = :attempt', '') + " RETURNING cancel_requested"''',
+     [G + 'test_a_stale_attempt_cannot_reschedule_renew_or_release']),
+    ('claim ignores the status', 'store.py',
+     "WHERE id = :id AND status = 'pending' AND run_at <= :now", "WHERE id = :id AND run_at <= :now",
+     [G + 'test_a_running_job_cannot_be_claimed_again']),
+    ('no SKIP LOCKED (PostgreSQL)', 'pg.py',
+     "skip_locked = 'postgresql', ' FOR UPDATE SKIP LOCKED'", "skip_locked = 'postgresql', ''",
+     [G + 'test_claims_skip_rows_another_claim_has_locked']),
+    ('no NOTIFY on insert (PostgreSQL)', 'pg.py',
+     'rows = self._exec(_notify(f"INSERT', 'rows = self._exec((f"INSERT',
+     [G + 'test_an_insert_notifies_and_wakes_an_idle_scheduler']),
+    ('retry base: 2, 4, 6 instead of 2, 4, 8', 'jobs.py', 'else base ** retry', 'else base * retry',
+     [G + 'test_retries_wait_2_4_8_then_fail']),
+    ('retry cap off by one', 'jobs.py', 'retry > max_retries: return None', 'retry > max_retries + 1: return None',
+     [G + 'test_retries_wait_2_4_8_then_fail', G + 'test_max_retries_zero_means_one_attempt']),
+    ('cancel not sticky', 'store.py', '''_STICKY = "CASE WHEN cancel_requested = 1 THEN 'cancelled' ELSE {} END"''',
+     '_STICKY = "{}"', [G + 'test_cancel_is_sticky_over_a_retry_and_a_finish']),
+    ('cancel not sticky in the grouped finish (PostgreSQL)', 'pg.py',
+     "CASE WHEN j.cancel_requested = 1 THEN 'cancelled' ELSE f.status END", "f.status",
+     [G + 'test_cancel_is_sticky_over_a_retry_and_a_finish']),
+    ('a cancel from another process is not looked for', 'runner.py',
+     'if ok and (c.id, c.attempt) in asked: c.ask_cancel()', 'pass',
+     [G + 'test_a_cancel_asked_elsewhere_stops_a_running_async_task']),
+    ('prune ignores its cut-off', 'store.py', '"AND completed_at < :before"', '"AND completed_at IS NOT NULL"',
+     [G + 'test_prune_keeps_what_ended_recently']),
+    ('a dead holder is never seen', 'jobs.py', "return now == '' or now != p[2]", 'return False',
+     [G + 'test_a_dead_holders_job_is_rescued_at_once']),
+    ('a holder in another pid namespace is judged', 'jobs.py', 'or not p[4] or p[4] != q[4]: return False', ': return False',
+     [G + 'test_a_holder_in_another_pid_namespace_is_never_judged_dead']),
+    ('the lease is not renewed from the claim', 'runner.py', 'self.ctxs.add(ctx); leases.add(ctx)', 'self.ctxs.add(ctx)',
+     [G + 'test_a_claimed_job_keeps_its_lease_while_it_runs']),
+    ('slots and threads disagree', 'runner.py', 'got = max(0, min(k, self.free)); self.free -= got', 'got = k',
+     [G + 'test_no_more_jobs_run_than_threads']),
+    ('SystemExit from a task escapes', 'runner.py',
+     "except BaseException as e: return Outcome('error', exc=e, tb=_tb())  # SystemExit",
+     "except Exception as e: return Outcome('error', exc=e, tb=_tb())  # SystemExit",
+     [G + 'test_whatever_a_task_raises_is_a_failed_attempt']),
+    ("a task's own CancelledError ends the runner", 'runner.py', 'if _cancelling(): raise', 'raise',
+     [G + 'test_whatever_a_task_raises_is_a_failed_attempt']),
+    ('a timed-out thread is not waited for', 'runner.py', '        r = await fut\n',
+     "        r = await fut if not ctx.timed_out else Outcome('error', exc=TimeoutError('timeout'))\n",
+     [G + 'test_a_timed_out_sync_attempt_is_waited_for_before_its_retry']),
+    ('an outcome write is tried once', 'runner.py', 'if not patient: raise', 'if True: raise',
+     [G + 'test_a_result_outlasts_a_lock_longer_than_the_busy_timeout']),
+    ("the scheduler waits for a tenant's lock", 'scheduler.py',
+     'return await in_io(functools.partial(st.inline, fn, *args, wait=0.1))',
+     'return await in_io(functools.partial(st.inline, fn, *args, wait=5.0))',
+     [G + 'test_a_locked_tenant_does_not_stall_the_others']),
+    ('a deleted database is created again', 'store.py', "mode = 'rwc' if create else 'rw'", "mode = 'rwc'",
+     [G + 'test_a_deleted_database_is_not_created_again']),
+    ('a corrupt row breaks the list', 'utils_bgtsk.py', 'except (TypeError, ValueError, RecursionError) as e:',
+     'except RecursionError as e:', [G + 'test_a_corrupt_row_is_listed_as_broken']),
+    ("the log's size is never looked at", 'store.py', 'if self._ops % CHECK_WAL_EVERY == 0:', 'if False:',
+     [G + 'test_the_log_stays_small_under_a_burst']),
+    ("an idle tenant's log is not truncated", 'scheduler.py', "st.checkpoint('TRUNCATE')  # idle", "pass  # idle",
+     [G + 'test_an_idle_tenants_log_is_truncated']),
+    ('idle connections are not capped', 'store.py', 'while len(_idle_lru) > MAX_IDLE:', 'while False:',
+     [G + 'test_open_files_stay_under_the_cap']),
+    ('a forked child signs with its parent id', 'jobs.py', 'w = _ids.get(pid)', 'w = next(iter(_ids.values()), None)',
+     [G + 'test_a_forked_child_signs_its_own_leases']),
+    ('one tenant may take every slot', 'scheduler.py',
+     'want = min(self.per_tenant, self.tenant_slots - n, share - n)', 'want = min(self.per_tenant, self.concurrency - n)',
+     [G + 'test_a_tenants_long_jobs_leave_a_slot_for_another_tenant']),
+    ('overdue is logged on every read', 'utils_bgtsk.py', "if n and not getattr(st, '_overdue_told', False):", 'if n:',
+     [G + 'test_overdue_is_flagged_and_logged_once']),
+    ('a retried statement forgets its first try (PostgreSQL)', 'pg.py', 'if tried and again is not None:', 'if False:',
+     ['tests/test_faults_pg.py::test_lost_reply_to_a_claim_orphans_nothing']),
+    ('oversized arguments accepted', 'utils_bgtsk.py', 'if len(payload.encode()) > self.max_payload:', 'if False:',
+     [G + 'test_bad_arguments_write_nothing']),
+    ('arguments that are not JSON accepted', 'utils_bgtsk.py', 'json.dumps(kwargs, allow_nan=False)',
+     'json.dumps(kwargs, default=str)', [G + 'test_bad_arguments_write_nothing']),
+    ("the dashboard shows another tenant's jobs", 'ui.py', 't = self.tenant_of(req)',
+     "t = self.tenant_of(req) and 'acme'", [G + 'test_the_dashboard_shows_a_tenant_nothing_of_another']),
+    ('no CSRF check', 'ui.py', 'if why: return Response(', 'if False: return Response(',
+     [G + 'test_the_dashboard_shows_a_tenant_nothing_of_another']),
+]
+
+def copy_tree(dst:Path):
+    ign = shutil.ignore_patterns('__pycache__', 'artifacts', '*.pyc')
+    for d in ('fh_saas', 'tests'): shutil.copytree(ROOT/d, dst/d, ignore=ign)
+
+def run_tests(copy:Path, tests:list, env:dict, timeout:float=180) -> tuple[int, float, str]:
+    t0 = time.monotonic()
+    try:
+        p = subprocess.run([sys.executable, '-m', 'pytest', '-x', '-q', '-p', 'no:cacheprovider',
+                            *tests], cwd=copy, env=env, capture_output=True, text=True, timeout=timeout)
+        code, out = p.returncode, p.stdout + p.stderr
+    except subprocess.TimeoutExpired as e: code, out = -9, f"timed out after {timeout} s"
+    return code, time.monotonic() - t0, out
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('-k', default='', help='only mutants whose name contains this')
+    ap.add_argument('--out', type=Path, default=ROOT/'bench'/'results'/'mutants.md')
+    a = ap.parse_args()
+    todo = [m for m in MUTANTS if a.k in m[0]]
+    sys.path.insert(0, str(ROOT/'tests'))
+    from pgserver import PgServer
+    t_start, rows, survived = time.monotonic(), [], []
+    with PgServer() as pg, tempfile.TemporaryDirectory(prefix='fh-saas-mutants-') as work:
+        work = Path(work)
+        base = dict(os.environ, FH_SAAS_TEST_PG=pg.url)
+        clean = work/'clean'; copy_tree(clean)
+        env = dict(base, PYTHONPATH=os.pathsep.join([str(clean), str(clean/'tests')]))
+        all_tests = list(dict.fromkeys(t for m in todo for t in m[4]))
+        code, secs, out = run_tests(clean, all_tests, env, timeout=600)
+        if code != 0:
+            print(out[-4000:]); print(f"mutants: the tests fail on the unbroken code ({code}): fix them first"); return 1
+        print(f"mutants: {len(all_tests)} tests pass on the unbroken code ({secs:.0f} s)", flush=True)
+        for k, (name, file, old, new, tests) in enumerate(todo):
+            d = work/f"m{k}"; copy_tree(d)
+            f = d/'fh_saas'/file; src = f.read_text()
+            n = src.count(old)
+            if n != 1: print(f"mutants: {name!r}: its text occurs {n} times in {file}, not once"); return 1
+            f.write_text(src.replace(old, new))
+            env = dict(base, PYTHONPATH=os.pathsep.join([str(d), str(d/'tests')]))
+            code, secs, out = run_tests(d, tests, env)
+            killed = code not in (0, 5)
+            rows.append((name, file, tests, 'killed' if killed else 'SURVIVED', secs))
+            print(f"mutants: {'killed  ' if killed else 'SURVIVED'} {secs:5.1f} s  {name}", flush=True)
+            if not killed: survived.append(name)
+            shutil.rmtree(d, ignore_errors=True)
+    took = time.monotonic() - t_start
+    lines = ["# Mutation check", "",
+             f"Produced by `.venv/bin/python .ci/mutants.py` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC "
+             f"({took:.0f} s); the test command runs it. Each row is one breakage applied to a copy of the package; "
+             "it is *killed* when the tests named beside it fail.", "",
+             f"**{len(rows) - len(survived)} of {len(rows)} killed.**", "",
+             "| breakage | in | killed by | result |", "|---|---|---|---|"]
+    lines += [f"| {n} | `{f}` | {', '.join('`' + t.split('::')[-1] + '`' for t in ts)} | {r} |" for n, f, ts, r, _ in rows]
+    if not a.k:
+        a.out.parent.mkdir(parents=True, exist_ok=True); a.out.write_text('\n'.join(lines) + '\n')
+    print(f"mutants: {len(rows) - len(survived)} of {len(rows)} killed in {took:.0f} s")
+    if survived: print("mutants: SURVIVED (the suite does not notice these):\n  " + '\n  '.join(survived)); return 1
+    return 0
+
+if __name__ == '__main__': sys.exit(main())

@@ -1,0 +1,404 @@
+"""Guards and promises, one small test each, on SQLite and PostgreSQL where they apply.
+
+Each test here is the killer of one or more named breakages in `.ci/mutants.py`: the mutation check applies a
+breakage to a copy of the package and runs the tests it names, which must fail. So each test is fast (a second or
+two) and asserts the one behaviour its guard exists for.
+"""
+import json, logging, os, signal, subprocess, sys, threading, time
+from pathlib import Path
+import anyio, pytest
+from conftest import ROOT, wait_for
+from fh_saas.db_host import gen_id, timestamp
+from fh_saas.jobs import retry_delay, worker_id, pid_gone
+from fh_saas.scheduler import Scheduler
+from fh_saas.store import JobStore, WAL_LIMIT
+from fh_saas.runner import Runner, JobThreads, leases
+from fh_saas.utils_bgtsk import BackgroundTaskManager, TenantJob, current_job, log
+
+def add(a, b): return a + b
+def fails(): raise ConnectionError('down')
+def exits(): sys.exit(3)
+async def cancels_itself(): raise anyio.get_cancelled_exc_class()()
+async def waits_long():
+    for _ in range(300): await anyio.sleep(0.01)
+    return 'finished'
+
+class Clock:
+    "A clock that the backoff sleep moves forward: retries take no real time."
+    def __init__(self): self.t, self.slept = time.time(), []
+    def __call__(self): return self.t
+    async def sleep(self, s): self.slept.append(s); self.t += s
+
+def row(store, **kw):
+    "A pending job row written straight into `store`, due now."
+    now = time.time()
+    r = dict(id=gen_id(), job_type='add', status='pending', payload='{"a": 1, "b": 2}', created_at=timestamp(now),
+             run_at=now, updated_at=timestamp(now), func_path=f'{__name__}:add')
+    r.update(kw)
+    return store.insert(r)
+
+def second_attempt(st):
+    "A job whose first attempt's lease ran out and was rescued, now running its second attempt."
+    now = time.time()
+    i = row(st, run_at=now)
+    st.claim(i, now, 1, 'w1')
+    assert st.rescue(now + 5) == 1
+    assert st.claim(i, now + 5, 30, 'w2')['attempt'] == 2
+    return i, now + 5
+
+# ------------------------------------------------------------------ guarded writes: the attempt and the status
+def test_a_stale_attempt_cannot_finish(host):
+    st = BackgroundTaskManager(host.create('acme')).store
+    i, now = second_attempt(st)
+    assert st.finish(i, 1, 'completed', now, result='9') is None    # attempt 1's late outcome
+    j = st.get(i)
+    assert (j['status'], j['attempt'], j['result']) == ('running', 2, None)
+
+def test_a_stale_attempt_cannot_reschedule_renew_or_release(host):
+    st = BackgroundTaskManager(host.create('acme')).store
+    i, now = second_attempt(st)
+    assert st.reschedule(i, 1, now + 100, now, '[]') is None
+    assert st.renew(i, 1, now + 999, now) is None
+    assert st.release(i, 1, now) is None
+    j = st.get(i)
+    assert (j['status'], j['attempt'], j['run_at'] < now + 100, j['lease_until']) == ('running', 2, True, now + 30)
+
+def test_a_running_job_cannot_be_claimed_again(host):
+    st = BackgroundTaskManager(host.create('acme')).store
+    i = row(st)
+    assert st.claim(i, time.time(), 30, 'w1')['attempt'] == 1
+    assert st.claim(i, time.time(), 30, 'w2') is None
+    assert st.get(i)['worker'] == 'w1'
+
+def test_claims_skip_rows_another_claim_has_locked(pg_server):
+    "PostgreSQL: a claim passes over rows locked by another transaction instead of waiting for them."
+    import psycopg
+    from fh_saas.pg import PgHost
+    db = f"g{os.getpid()}_{time.time_ns() % 10**9}"
+    pg_server.psql(f"CREATE DATABASE {db} OWNER fh")
+    host = PgHost(pg_server.url.rsplit('/', 1)[0] + '/' + db)
+    st = BackgroundTaskManager(host.create('acme')).store
+    ids = [row(st) for _ in range(6)]
+    with psycopg.connect(host.conninfo) as locker:  # a transaction holding 4 rows, open until the end
+        locker.execute(f"SET search_path = {st.schema}")
+        held = [r[0] for r in locker.execute("SELECT id FROM tenant_jobs ORDER BY run_at LIMIT 4 FOR UPDATE").fetchall()]
+        got = []
+        t = threading.Thread(target=lambda: got.append(st.claim_due(time.time(), 30, 'w', n=6)), daemon=True)
+        t.start(); t.join(5)
+        assert got, "the claim waited for the locked rows"
+        assert sorted(r['id'] for r in got[0]) == sorted(set(ids) - set(held))
+        locker.rollback()
+
+# ------------------------------------------------------------------ retries: the base and the cap
+def test_retries_wait_2_4_8_then_fail(host):
+    clk = Clock()
+    m = BackgroundTaskManager(host.create('acme'), clock=clk, sleep=clk.sleep)
+    i, bg = m.submit('down', fails, max_retries=3)
+    anyio.run(bg)
+    j = m.get_job(i)
+    assert (clk.slept, j.status, j.retry_count, j.attempt) == ([2.0, 4.0, 8.0], 'failed', 3, 4)
+    assert [retry_delay(n) for n in (1, 2, 3, 4, 5)] == [2, 4, 8, None, None]
+
+def test_max_retries_zero_means_one_attempt(host):
+    clk = Clock()
+    m = BackgroundTaskManager(host.create('acme'), clock=clk, sleep=clk.sleep)
+    i, bg = m.submit('down', fails, max_retries=0)
+    anyio.run(bg)
+    assert (m.get_job(i).status, m.get_job(i).attempt, clk.slept) == ('failed', 1, [])
+
+# ------------------------------------------------------------------ cancel: sticky, and seen across processes
+def test_cancel_is_sticky_over_a_retry_and_a_finish(host):
+    st = BackgroundTaskManager(host.create('acme')).store
+    now = time.time()
+    for end in (lambda i: st.reschedule(i, 1, now, now, '[]'), lambda i: st.finish(i, 1, 'completed', now, result='1'),
+                lambda i: st.release(i, 1, now)):
+        i = row(st, run_at=now)
+        st.claim(i, now, 30, 'w')
+        assert st.cancel(i, now) == 'running'
+        assert end(i) == 'cancelled'
+        assert st.get(i)['status'] == 'cancelled' and st.claim(i, now + 60, 30, 'w2') is None
+
+def test_a_cancel_asked_elsewhere_stops_a_running_async_task(host):
+    "A cancel written to the row (as another process would) stops the task within a couple of seconds."
+    st = BackgroundTaskManager(host.create('acme')).store
+    i = row(st, job_type='waits_long', payload='{}', func_path=f'{__name__}:waits_long')
+    r = Runner(st, lease=30, threads=JobThreads(1))
+    async def go():
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: r.run(i))
+            await wait_async(lambda: st.get(i)['status'] == 'running')
+            t0 = time.monotonic(); st.cancel(i, time.time())  # the store, not the manager: nobody tells this process
+            await wait_async(lambda: st.get(i)['status'] == 'cancelled', timeout=2.5)
+            return time.monotonic() - t0
+    took = anyio.run(go)
+    assert took < 2.5
+
+async def wait_async(pred, timeout=5.0):
+    end = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < end, 'condition not reached'
+        await anyio.sleep(0.02)
+
+# ------------------------------------------------------------------ prune: only what ended before the cut-off
+def test_prune_keeps_what_ended_recently(host):
+    m = BackgroundTaskManager(host.create('acme'))
+    old = BackgroundTaskManager(m.store, clock=lambda: time.time() - 7200)
+    a, bg = old.submit('add', add, a=1, b=1); anyio.run(bg)
+    b, bg = m.submit('add', add, a=2, b=2); anyio.run(bg)
+    p, _ = m.submit('add', add, a=3, b=3)                     # pending: never pruned
+    assert m.prune(older_than=3600) == 1
+    assert {j.id for j in m.list_jobs()} == {b, p}
+
+# ------------------------------------------------------------------ rescue: at once when the holder is surely gone
+HOLD = """
+import sys, time
+from fh_saas.store import JobStore
+from fh_saas.jobs import worker_id
+st = JobStore(sys.argv[1])
+print(st.claim(sys.argv[2], time.time(), 600, worker_id())['attempt'], flush=True)
+time.sleep(60)
+"""
+
+def test_a_dead_holders_job_is_rescued_at_once(tmp_path):
+    st = JobStore(f"sqlite:///{tmp_path/'acme.db'}")
+    i = row(st)
+    p = subprocess.Popen([sys.executable, '-c', HOLD, st.url, i], stdout=subprocess.PIPE, text=True,
+                         env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    try: assert p.stdout.readline().strip() == '1'   # claimed, with a 10-minute lease
+    finally: p.kill(); p.wait()
+    assert st.rescue(time.time(), gone=pid_gone) == 1     # its holder's pid is gone: no need to wait 10 minutes
+    assert st.get(i)['status'] == 'pending'
+
+def test_a_holder_in_another_pid_namespace_is_never_judged_dead():
+    host, pid, start, boot, ns, tok = worker_id().split(':')
+    dead = subprocess.Popen([sys.executable, '-c', 'pass']); dead.wait()
+    assert pid_gone(f"{host}:{dead.pid}:1:{boot}:{ns}:x")              # this namespace: gone
+    assert not pid_gone(f"{host}:{dead.pid}:1:{boot}:{int(ns) + 1}:x")  # another one: cannot tell
+    assert not pid_gone(f"{host}:{dead.pid}:1:{boot[::-1]}:{ns}:x")    # another boot: cannot tell
+
+# ------------------------------------------------------------------ the runner's invariants
+def test_a_claimed_job_keeps_its_lease_while_it_runs(host):
+    "A 1.2 s sync job on a 0.6 s lease: never rescued while it runs (renewed from the claim on)."
+    st = BackgroundTaskManager(host.create('acme')).store
+    i = row(st, job_type='snooze', payload='{"s": 1.2}', func_path=f'{__name__}:snooze')
+    r, rescued = Runner(st, lease=0.6, threads=JobThreads(1)), []
+    async def go():
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: r.run(i))
+            await wait_async(lambda: st.get(i)['status'] == 'running')
+            for _ in range(5): await anyio.sleep(0.2); rescued.append(st.rescue(time.time()))
+    anyio.run(go)
+    assert rescued == [0] * 5 and st.get(i)['attempt'] == 1 and st.get(i)['status'] == 'completed'
+
+def snooze(s: float): time.sleep(s); return s
+
+def test_no_more_jobs_run_than_threads(host):
+    "A scheduler with 2 threads never has more than 2 jobs running, whatever is due (3 tenants, each due)."
+    ms = [BackgroundTaskManager(host.create(t), run_here=False) for t in ('a1', 'a2', 'a3')]
+    ids = [(m, m.submit('snooze', snooze, s=0.2)[0]) for m in ms for _ in range(3)]
+    seen = []
+    async def go():
+        with anyio.fail_after(20):
+            async with Scheduler(host, concurrency=2, per_tenant=4, tenant_slots=2, poll=0.1).running():
+                while not all(m.get_job(x).status == 'completed' for m, x in ids):
+                    seen.append(sum(m.count_jobs(status='running') for m in ms)); await anyio.sleep(0.02)
+    anyio.run(go)
+    assert max(seen) <= 2, max(seen)
+
+def test_whatever_a_task_raises_is_a_failed_attempt(host):
+    m = BackgroundTaskManager(host.create('acme'))
+    for fn in (exits, cancels_itself):
+        i, bg = m.submit(fn.__name__, fn, max_retries=0)
+        anyio.run(bg)                                     # nothing escapes into Starlette
+        j = m.get_job(i)
+        assert (j.status, j.attempt) == ('failed', 1), (fn.__name__, j.status)
+        assert j.error.split(':')[0] in ('SystemExit', 'CancelledError')
+
+def test_a_timed_out_sync_attempt_is_waited_for_before_its_retry(host, tmp_path):
+    log_ = tmp_path/'spans'
+    m = BackgroundTaskManager(host.create('acme'), policy=lambda n, e, max_retries: 0.0 if n <= max_retries else None)
+    i, bg = m.enqueue('slow_then_check', slow_then_check, dict(path=str(log_)), timeout=0.2, max_retries=1)
+    anyio.run(bg)
+    spans = [tuple(map(float, l.split())) for l in log_.read_text().split('\n') if l]
+    assert len(spans) == 2 and spans[0][1] <= spans[1][0], spans   # the retry began after the first thread ended
+    assert m.get_job(i).status == 'failed' and 'timeout' in m.get_job(i).error
+
+def slow_then_check(path: str):
+    t0 = time.time(); time.sleep(0.6)
+    with open(path, 'a') as f: f.write(f"{t0} {time.time()}\n")
+    current_job().check_cancelled()
+
+def test_a_locked_tenant_does_not_stall_the_others(tmp_path):
+    from fh_saas.db_host import SqliteHost
+    host = SqliteHost(tmp_path)
+    a, b = BackgroundTaskManager(host.create('acme'), run_here=False), BackgroundTaskManager(host.create('globex'), run_here=False)
+    a.submit('add', add, a=1, b=1)
+    ids = [b.submit('add', add, a=k, b=k)[0] for k in range(10)]
+    locker = subprocess.Popen([sys.executable, '-c', f"c = __import__('sqlite3').connect({str(host.path('acme'))!r}, "
+                               "isolation_level=None); c.execute('BEGIN IMMEDIATE'); print('locked', flush=True); "
+                               "__import__('time').sleep(4)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert locker.stdout.readline().strip() == 'locked'
+        async def go():
+            async with Scheduler(host, poll=0.1).running():
+                await wait_async(lambda: all(b.get_job(x).status == 'completed' for x in ids), timeout=3)
+        anyio.run(go)
+        assert locker.poll() is None   # globex's jobs all ran while acme was still locked
+    finally: locker.kill(); locker.wait()
+
+def test_a_result_outlasts_a_lock_longer_than_the_busy_timeout(tmp_path):
+    st = JobStore(f"sqlite:///{tmp_path/'acme.db'}")
+    i = row(st)
+    claimed = st.claim(i, time.time(), 30, worker_id())
+    locker = subprocess.Popen([sys.executable, '-c', f"c = __import__('sqlite3').connect({str(st.path)!r}, "
+                               "isolation_level=None); c.execute('BEGIN IMMEDIATE'); print('locked', flush=True); "
+                               "__import__('time').sleep(6); c.execute('COMMIT')"], stdout=subprocess.PIPE, text=True)
+    assert locker.stdout.readline().strip() == 'locked'
+    from fh_saas.runner import Outcome
+    r = Runner(st, lease=30, threads=JobThreads(1))
+    ctx = r._start(claimed)
+    try: assert r.record(claimed, Outcome('ok', 3), ctx) == ('completed', None)
+    finally: r._end(ctx); locker.wait()
+    assert st.get(i)['result'] == '3'
+
+# ------------------------------------------------------------------ storage faults and bounds
+def test_a_deleted_database_is_not_created_again(tmp_path):
+    st = JobStore(f"sqlite:///{tmp_path/'acme.db'}")
+    st.close()
+    for s in ('', '-wal', '-shm'): Path(f"{st.path}{s}").unlink(missing_ok=True)
+    with pytest.raises(Exception, match='unable to open'): st.count()
+    assert not st.path.exists()
+
+def test_a_corrupt_row_is_listed_as_broken(host):
+    m = BackgroundTaskManager(host.create('acme'))
+    good, _ = m.submit('add', add, a=1, b=1)
+    bad, _ = m.submit('add', add, a=1, b=2)
+    m.store._write("UPDATE tenant_jobs SET payload = '{not json' WHERE id = :id", dict(id=bad))
+    jobs = {j.id: j for j in m.list_jobs()}
+    assert jobs[good].broken is None and jobs[bad].broken.startswith('payload')
+    assert m.get_job(bad).broken
+
+def test_the_log_stays_small_under_a_burst(tmp_path):
+    "4,000 writes from the event loop's no-wait connections (which never checkpoint): the log stays a few MB."
+    st = JobStore(f"sqlite:///{tmp_path/'acme.db'}")
+    peak = 0
+    for k in range(4000):
+        r = dict(id=gen_id(), job_type='x', status='pending', payload='{}', created_at='', run_at=0, updated_at='')
+        if not st.inline(st.insert, r)[0]: st.insert(r)   # busy: written from a thread, as the runner does
+        if k % 200 == 0: peak = max(peak, st.wal_size())
+    assert st.count() == 4000
+    assert peak < 10 * WAL_LIMIT, peak   # unchecked, it passes 100 MB
+
+def test_an_idle_tenants_log_is_truncated(tmp_path):
+    from fh_saas.db_host import SqliteHost
+    host = SqliteHost(tmp_path)
+    m = BackgroundTaskManager(host.create('acme'), run_here=False)
+    for _ in range(50): m.store.inline(lambda: m.submit('add', add, a=1, b=1))   # no-wait writes: the log keeps them
+    assert m.store.wal_size() > 0
+    async def go():
+        async with Scheduler(host, poll=0.1).running():
+            await wait_async(lambda: m.count_jobs(status='completed') == 50)
+            await wait_async(lambda: m.store.wal_size() == 0, timeout=3)
+    anyio.run(go)
+
+FDS = """
+import os, sys, tempfile
+from pathlib import Path
+from fh_saas.store import store_for
+d = Path(tempfile.mkdtemp())
+before = len(os.listdir('/proc/self/fd'))
+for k in range(200): store_for(d/f"t{k}.db").count()
+print(len(os.listdir('/proc/self/fd')) - before)
+"""
+
+def test_open_files_stay_under_the_cap():
+    out = subprocess.run([sys.executable, '-c', FDS], capture_output=True, text=True, check=True,
+                         env=dict(os.environ, PYTHONPATH=str(ROOT), FH_SAAS_IDLE_CONNECTIONS='16')).stdout
+    assert int(out) <= 16 * 3 + 6, out   # at most 16 idle connections, 3 files each
+
+def test_a_forked_child_signs_its_own_leases():
+    r, w = os.pipe()
+    me = worker_id()
+    pid = os.fork()
+    if pid == 0:
+        os.write(w, worker_id().encode()); os._exit(0)
+    os.waitpid(pid, 0); os.close(w)
+    child = os.read(r, 300).decode(); os.close(r)
+    assert child != me and child.split(':')[1] == str(pid)
+
+def test_overdue_is_flagged_and_logged_once(host, caplog):
+    m = BackgroundTaskManager(host.create('acme'))
+    i, _ = m.submit('add', add, a=1, b=1)                        # its bg_task is dropped, and no scheduler runs
+    later = iter(range(120, 10**6, 61))   # each read a minute later than the last: the look-once-a-minute lets it look
+    ahead = BackgroundTaskManager(m.store, clock=lambda: time.time() + next(later))
+    with caplog.at_level(logging.WARNING, logger='fh_saas.jobs'):
+        for _ in range(3): assert ahead.get_job(i).overdue; ahead.list_jobs()
+    assert sum('overdue' in r.getMessage() for r in caplog.records) == 1
+    assert not m.get_job(i).overdue
+
+def test_a_tenants_long_jobs_leave_a_slot_for_another_tenant(host):
+    hog, quick = BackgroundTaskManager(host.create('hog'), run_here=False), BackgroundTaskManager(host.create('quick'), run_here=False)
+    slow = [hog.submit('snooze', snooze, s=1.0)[0] for _ in range(10)]
+    async def go():
+        async with Scheduler(host, concurrency=4, poll=0.1).running():
+            await wait_async(lambda: hog.count_jobs(status='running') >= 3)
+            q, _ = quick.submit('add', add, a=1, b=1)
+            await wait_async(lambda: quick.get_job(q).status == 'completed', timeout=0.9)
+            for x in slow: hog.cancel(x)
+    anyio.run(go)
+
+# ------------------------------------------------------------------ submissions: bad input writes nothing
+def test_bad_arguments_write_nothing(host):
+    m = BackgroundTaskManager(host.create('acme'), max_payload=1000)
+    for kw in (dict(a=object()), dict(a=float('nan')), dict(a='x' * 2000)):
+        with pytest.raises((TypeError, ValueError)): m.submit('add', add, **kw)
+    assert m.count_jobs() == 0
+
+# ------------------------------------------------------------------ PostgreSQL: NOTIFY on insert, and it wakes a runner
+def test_an_insert_notifies_and_wakes_an_idle_scheduler(pg_server):
+    import psycopg
+    from fh_saas.pg import PgHost, CHANNEL
+    db = f"n{os.getpid()}_{time.time_ns() % 10**9}"
+    pg_server.psql(f"CREATE DATABASE {db} OWNER fh")
+    host = PgHost(pg_server.url.rsplit('/', 1)[0] + '/' + db)
+    m = BackgroundTaskManager(host.create('acme'), run_here=False)
+    with psycopg.connect(host.conninfo, autocommit=True) as c:
+        c.execute(f"LISTEN {CHANNEL}")
+        m.submit('add', add, a=1, b=1)
+        got = [n.payload for n in c.notifies(timeout=3, stop_after=1)]
+    assert got == [m.store.schema]
+    async def go():   # a scheduler that would otherwise look again only after 60 s
+        async with Scheduler(host, poll=60, full_scan=600).running():
+            await anyio.sleep(0.5)
+            i, _ = m.submit('add', add, a=2, b=3)
+            await wait_async(lambda: m.get_job(i).status == 'completed', timeout=5)
+    anyio.run(go)
+
+# ------------------------------------------------------------------ the dashboard: tenant scoping on every route, CSRF
+def test_the_dashboard_shows_a_tenant_nothing_of_another(tmp_path):
+    import re
+    from fasthtml.common import fast_app
+    from starlette.testclient import TestClient
+    from fh_saas.db_host import SqliteHost
+    from fh_saas.ui import mount_jobs, CSRF_FIELD
+    host = SqliteHost(tmp_path)
+    a, g = (BackgroundTaskManager(host.create(t), run_here=False) for t in ('acme', 'globex'))
+    ja, _ = a.submit('add', add, a=1, b=1); jg, _ = g.submit('add', add, a=2, b=2)
+    app, _ = fast_app()
+    mount_jobs(app, lambda req: req.headers.get('x-tenant'), host=host)
+    cli = TestClient(app, headers={'x-tenant': 'globex'}, follow_redirects=False)
+    page = cli.get(f'/jobs/{jg}')
+    assert page.status_code == 200
+    tok = re.search(rf'name="{CSRF_FIELD}" value="([^"]+)"', page.text).group(1)
+    for path in (f'/jobs/{ja}', f'/jobs/{ja}/card', f'/jobs/{ja}/status'):
+        assert cli.get(path).status_code == 404, path
+    for path in ('/jobs', '/jobs/table'):
+        html = cli.get(path).text
+        assert jg[:8] in html and ja[:8] not in html, path
+    for act in ('cancel', 'retry'):
+        assert cli.post(f'/jobs/{ja}/{act}', data={CSRF_FIELD: tok}).status_code == 404, act
+    assert a.get_job(ja).status == 'pending'
+    assert cli.post(f'/jobs/{jg}/cancel').status_code == 403          # no token: refused
+    assert g.get_job(jg).status == 'pending'
+    assert cli.post(f'/jobs/{jg}/cancel', data={CSRF_FIELD: tok}).status_code == 303
+    assert g.get_job(jg).status == 'cancelled'
