@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-G = 'tests/test_guards.py::'
+G, P = 'tests/test_guards.py::', 'tests/test_promises.py::'
 
 # (name, file, exact text, replacement, tests that must fail). Tests parametrized over `host` run on both backends.
 MUTANTS = [
@@ -49,6 +49,8 @@ MUTANTS = [
      [G + 'test_an_insert_notifies_and_wakes_an_idle_scheduler']),
     ('retry base: 2, 4, 6 instead of 2, 4, 8', 'jobs.py', 'else base ** retry', 'else base * retry',
      [G + 'test_retries_wait_2_4_8_then_fail']),
+    ('retry base: 2, 4, 6 (the property test)', 'jobs.py', 'else base ** retry', 'else base * retry',
+     ['tests/test_lifecycle_property.py']),
     ('retry cap off by one', 'jobs.py', 'retry > max_retries: return None', 'retry > max_retries + 1: return None',
      [G + 'test_retries_wait_2_4_8_then_fail', G + 'test_max_retries_zero_means_one_attempt']),
     ('cancel not sticky', 'store.py', '''_STICKY = "CASE WHEN cancel_requested = 1 THEN 'cancelled' ELSE {} END"''',
@@ -111,6 +113,15 @@ MUTANTS = [
      "t = self.tenant_of(req) and 'acme'", [G + 'test_the_dashboard_shows_a_tenant_nothing_of_another']),
     ('no CSRF check', 'ui.py', 'if why: return Response(', 'if False: return Response(',
      [G + 'test_the_dashboard_shows_a_tenant_nothing_of_another']),
+    ('a filter pasted into the SQL', 'store.py', "conds.append('job_type = :job_type'); args['job_type'] = job_type",
+     "conds.append(f\"job_type = '{job_type}'\")", ['tests/test_backends.py::test_bad_input_writes_nothing']),
+    ('an idle scan queries every database', 'scheduler.py',
+     'if not force and sig is not None and sig == self.sigs.get(st) and st not in self.woken:', 'if False:',
+     [P + 'test_an_idle_scheduler_queries_no_database']),
+    ('run_at ignored', 'utils_bgtsk.py', 'due, ts = max(now + (delay or 0), run_at or 0), timestamp(now)',
+     'due, ts = now + (delay or 0), timestamp(now)', [P + 'test_run_at_is_respected']),
+    ('web processes run jobs though told not to', 'utils_bgtsk.py', 'if not self.run_here: return None', 'pass',
+     [P + 'test_web_processes_only_enqueue_when_told']),
 ]
 
 def copy_tree(dst:Path):

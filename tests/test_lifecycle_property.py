@@ -58,6 +58,13 @@ class JobLifecycle(RuleBasedStateMachine):
     @rule(i=jobs)
     def fail(self, i): self._record(i, Outcome('error', exc=ValueError('boom')))
 
+    @rule(i=jobs, wait=st.sampled_from([0, 2, 4, 8]))
+    def wait_claim_fail(self, i, wait):
+        "Wait out a backoff, claim, fail: one step that takes a job a retry deeper (so delays 2, 4, 8 are checked)."
+        self.clock.t += wait
+        self.claim(i)
+        self.fail(i)
+
     @rule(i=jobs)
     def stale_write(self, i):
         "A runner of an older attempt writes late: it must change nothing."
