@@ -60,8 +60,14 @@ def npm_file(pkg:str, version:str, path:str, cache:Path=CACHE, timeout:float=180
             part.write_bytes(f.read()); part.replace(out)
     return out
 
+# jsDelivr GitHub URLs whose file npm also publishes: (GitHub owner/repo, path) -> (npm package, version, path)
+GH_ON_NPM = {('gnat/css-scope-inline', 'script.js'): ('css-scope-inline', '1.0.0', 'script.js')}
+_re_gh = re.compile(r'https://cdn\.jsdelivr\.net/gh/([^/@]+/[^/@]+)@[^/]+/(.+)')
+
 def cdn_file(url:str, **kw) -> Path|None:
-    "The cached file for a `https://cdn.jsdelivr.net/npm/<pkg>@<version>/<path>` URL; `None` for any other URL."
+    "The cached file for a jsDelivr npm URL (or a GitHub one whose file npm publishes too); `None` for any other URL."
+    g = _re_gh.fullmatch(url.split('?', 1)[0].split('#', 1)[0])
+    if g and g.groups() in GH_ON_NPM: return npm_file(*GH_ON_NPM[g.groups()], **kw)
     m = _re_jsdelivr.fullmatch(url.split('?', 1)[0].split('#', 1)[0])
     if not m: return None
     pkg, version, path = m.groups()

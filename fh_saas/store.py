@@ -51,7 +51,7 @@ class JobStore:
             raise ValueError(f"synchronous must be NORMAL, FULL or EXTRA, not {synchronous!r}")
         self.url, self.path, self.synchronous = url, _sqlite_path(url), synchronous
         self.pool_size, self._idle, self._tls = pool_size, {}, threading.local()
-        self._ops, self._ckpt, self._wal_big = 0, False, False
+        self._ops, self._ckpt, self._wal_big, self._ckpt_lock = 0, False, False, threading.Lock()
         self.listeners = []  # callables told (self) when a job becomes due here
         self.runner = None   # an in-process scheduler serving this store, if any
         if not create and not self.path.exists(): raise FileNotFoundError(f"no tenant database {self.path}")
@@ -93,10 +93,10 @@ class JobStore:
             self._give(c, wait); raise
         self._give(c, wait)
         self._ops += 1
-        if self._ops % CHECK_WAL_EVERY == 0:
+        if (self._wal_big or self._ops % CHECK_WAL_EVERY == 0) and not getattr(self._tls, 'ckpt', False):
             size = self.wal_size()
             self._wal_big = size > 2 * WAL_LIMIT  # no-wait writers stand back until a checkpoint has caught up
-            if self._wal_big and wait: self.checkpoint()  # far behind, and this thread may wait: catch up here
+            if self._wal_big and wait: self.checkpoint(wait=2.0)  # far behind, and this thread may wait: catch up here
             elif size > WAL_LIMIT and not self._ckpt:
                 self._ckpt = True; _bg.submit(self.checkpoint)  # in a thread of its own, never on the event loop
 
@@ -141,17 +141,19 @@ class JobStore:
 
     def checkpoint(self,
                    mode:str='TRUNCATE', # PASSIVE, RESTART or TRUNCATE (see SQLite's `wal_checkpoint`)
+                   wait:float=0.1, # seconds to wait for readers, writers and another checkpoint
                   ) -> bool:
-        "Copy the write-ahead log into the database and start it over (empty, with TRUNCATE), waiting at most 0.1 s for readers; whether it did."
+        "Copy the write-ahead log into the database and start it over (empty, with TRUNCATE); whether it did."
         assert mode in ('PASSIVE', 'RESTART', 'TRUNCATE'), mode
-        ok = False
+        ok, self._tls.ckpt = False, True
         try:
-            with self._conn() as c:
-                c.execute('PRAGMA busy_timeout=100')
+            with self._ckpt_lock, self._conn() as c:  # one checkpoint at a time: a second one would only fail
+                c.execute(f'PRAGMA busy_timeout={int(wait * 1000)}')
                 try: ok = c.execute(f'PRAGMA wal_checkpoint({mode})').fetchone()[0] == 0
                 finally: c.execute('PRAGMA busy_timeout=5000')
         except sqlite3.Error: pass
         finally:
+            self._tls.ckpt = False
             if threading.current_thread().name.startswith('fh-saas-checkpoint'): self._ckpt = False
             if ok: self._wal_big = False
         return ok

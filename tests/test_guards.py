@@ -287,7 +287,7 @@ def test_the_log_stays_small_under_a_burst(tmp_path):
         if not st.inline(st.insert, r)[0]: st.insert(r)   # busy: written from a thread, as the runner does
         if k % 200 == 0: peak = max(peak, st.wal_size())
     assert st.count() == 4000
-    assert peak < 10 * WAL_LIMIT, peak   # unchecked, it passes 100 MB
+    assert peak < 5 * WAL_LIMIT, peak   # unchecked, it passes 100 MB
 
 def test_an_idle_tenants_log_is_truncated(tmp_path):
     from fh_saas.db_host import SqliteHost

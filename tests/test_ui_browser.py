@@ -2,9 +2,12 @@
 through Python Playwright, offline.
 
 FastHTML's default headers load HTMX, Pico and three small helper scripts from cdn.jsdelivr.net, which these tests
-never reach: every request that leaves the app's origin is answered here. HTMX and Pico come from the npm
-registry's packages of the same name and version (`.ci/npm_assets.py`, cached in .ci/.cache/npm/), the helper
-scripts hosted on GitHub get an empty script, and anything else is aborted and fails the test.
+never reach: every request that leaves the app's origin is answered here, with the real file wherever a registry
+this workplace reaches publishes it. HTMX, Pico and css-scope-inline come from the npm registry's packages of the
+same name (`.ci/npm_assets.py`, cached in .ci/.cache/npm/). Two scripts are published only on GitHub, not on npm,
+PyPI or Debian: fasthtml.js (answerdotai/fasthtml-js) and Answer.AI's fork of surreal.js (the npm package named
+`surreal` is another project). They alone get an empty script, the pages here use neither (a test checks that
+their helpers are never called), and anything else is aborted and fails the test.
 
 Screenshots go to tests/artifacts/ui/; with FH_SAAS_UPDATE_IMAGES=1 the ones the docs show are also written to
 nbs/images/.
@@ -19,6 +22,7 @@ from npm_assets import cdn_file, NpmError
 SHOTS, IMAGES = ARTIFACTS/'ui', ROOT/'nbs'/'images'
 DOC_IMAGES = {'demo', 'jobs_list', 'job_table', 'job_status', 'job_running', 'job_failed'}
 CONTENT_TYPES = {'.js': 'application/javascript', '.css': 'text/css'}
+GITHUB_ONLY = ('/gh/answerdotai/fasthtml-js@', '/gh/answerdotai/surreal@')   # on no registry reachable here
 JOB_PAGE = re.compile(r'/jobs/([0-9a-f]{32})$')
 WAIT = 30_000   # ms: the most any job here needs to reach the state waited for (retries wait 2 s)
 
@@ -44,7 +48,7 @@ def cdn(tmp_path_factory):
     for u in urls:
         try: files[u] = cdn_file(u)
         except NpmError as e: pytest.fail(f'cannot serve {u} offline: {e}')
-        if files[u] is None and not (u.startswith('https://cdn.jsdelivr.net/gh/') and u.endswith('.js')):
+        if files[u] is None and not any(k in u for k in GITHUB_ONLY):
             pytest.fail(f'{u}: an external URL these tests do not know how to serve offline')
     return files
 
@@ -144,6 +148,10 @@ def test_progress_bar_fills_to_100_and_the_page_stops_polling(browse):
     assert len(polls) == n, f'{len(polls) - n} polls after the job ended'
     assert polls and all(p.endswith(f'/jobs/{job_id}/card') for p in polls)
     assert sorted(set(page.offline.served)) == sorted(set(page.offline.files)), 'not every CDN file was requested'
+    # the two scripts served empty (GitHub-only): nothing on the page calls their helpers
+    inline = ' '.join(page.locator('script:not([src])').all_inner_texts()) + page.content()
+    assert not re.search(r'\b(me|any|proc_htmx|sendmsg)\(', ' '.join(page.locator('script:not([src])').all_inner_texts()))
+    assert not re.search(r'\b(on|hx-on)[a-z:-]*="[^"]*\bme\(', inline), 'an inline handler uses surreal'
 
 def test_a_failing_job_shows_every_attempt_and_retry_runs_it_again(browse):
     page = browse()
