@@ -12,7 +12,7 @@ from pathlib import Path
 from fastcore.basics import store_attr
 
 # %% auto #0
-__all__ = ['timestamp', 'gen_id', 'check_tenant_id', 'TenantHost', 'SqliteHost']
+__all__ = ['timestamp', 'gen_id', 'check_tenant_id', 'mask_url', 'TenantHost', 'SqliteHost']
 
 # %% ../nbs/00_db_host.ipynb #04d698df
 def timestamp(t:float|None=None, # seconds since the epoch; now when `None`
@@ -36,6 +36,14 @@ def check_tenant_id(tenant_id:str, # the tenant id to check
     if not _TENANT_RE.fullmatch(tenant_id):
         raise ValueError(f"bad tenant id {tenant_id!r}: use 1-63 of a-z, 0-9, '_', '-', starting with a letter or digit")
     return tenant_id
+
+# %% ../nbs/00_db_host.ipynb #0e9715de
+_PW_RE = re.compile(r'(//[^:/@?#]*):[^@/?#]*@')
+
+def mask_url(url:str, # a database URL
+            ) -> str:
+    "`url` with its password replaced by `***`."
+    return _PW_RE.sub(r'\1:***@', str(url))
 
 # %% ../nbs/00_db_host.ipynb #35b51e69
 class TenantHost:

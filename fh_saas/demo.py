@@ -49,10 +49,10 @@ def make_app(data_dir:str|Path='data/demo', # folder for the tenants' SQLite fil
         t = sess.get('tenant')
         if t not in tenants: t = sess['tenant'] = tenants[0]
         req.scope['tenant'] = t
-    scheduler = Scheduler(host)
+    scheduler = Scheduler(host, task_modules=[import_contacts.__module__])  # its tasks: this module's
     app, rt = fast_app(before=[Beforeware(before), csrf_beforeware()], title='fh-saas demo',
                        secret_key='demo-only-not-secret', lifespan=scheduler.lifespan)
-    jobs = mount_jobs(app, tenant_of=lambda req: req.scope['tenant'], host=host, prefix='/jobs')
+    jobs = mount_jobs(app, tenant_of=lambda req: req.scope['tenant'], host=host, prefix='/jobs', tracebacks=True)
 
     @app.get('/')
     def index(req, sess):

@@ -12,8 +12,8 @@ from .db_host import gen_id
 
 # %% auto #0
 __all__ = ['log', 'STATUSES', 'FINISHED', 'registry', 'task', 'SCHEMA', 'COLUMNS', 'MIGRATIONS', 'NoRetry', 'RetryAfter',
-           'JobCancelled', 'JobTimeout', 'JobNotFound', 'retry_delay', 'TaskRegistry', 'func_path', 'resolve',
-           'worker_id', 'pid_gone']
+           'JobCancelled', 'JobTimeout', 'JobNotFound', 'UndeclaredTask', 'retry_delay', 'TaskRegistry', 'func_path',
+           'declared', 'resolve', 'worker_id', 'pid_gone']
 
 # %% ../nbs/01_jobs.ipynb #5f0a1c07
 log = logging.getLogger('fh_saas.jobs')
@@ -44,6 +44,9 @@ class JobTimeout(JobCancelled):
 class JobNotFound(KeyError):
     "No job with this id in this tenant's database."
     def __str__(self): return self.args[0] if self.args else 'job not found'
+
+class UndeclaredTask(NoRetry):
+    "A stored row names a function this process was never told is a task: it is not imported, and the job fails."
 
 # %% ../nbs/01_jobs.ipynb #5f0a1c14
 def retry_delay(retry:int, # the retry about to be made: 1 for the first retry
@@ -86,14 +89,29 @@ def func_path(fn:Callable, # a task function
                         "define the task at module level, or register it with @task")
     return f"{mod}:{qn}"
 
+_submitted = set()  # `module:qualname` of every function submitted from this process
+
+def declared(path:str, # `module:qualname` of a function
+             task_modules=(), # modules declared as holding tasks (besides `$FH_SAAS_TASK_MODULES`)
+            ) -> bool:
+    "Whether `path` may be run: submitted from this process, or in a declared module."
+    if path in _submitted: return True
+    mod = path.partition(':')[0]
+    env = [m.strip() for m in os.environ.get('FH_SAAS_TASK_MODULES', '').split(',') if m.strip()]
+    return mod in task_modules or mod in env
+
 def resolve(job_type:str, # the job's type
             path:str|None, # `module:qualname` of the function, as stored with the job
             tasks:TaskRegistry|None=None, # named tasks (default: the module `registry`)
+            task_modules=(), # modules declared as holding tasks
            ) -> Callable:
-    "The function for a job: from the registry by `job_type`, else imported from `path`."
+    "The function for a job: from the registry by `job_type`, else imported from `path` if that is declared."
     tasks = registry if tasks is None else tasks
     if job_type in tasks: return tasks[job_type]
-    if not path: raise LookupError(f"no task registered as {job_type!r} and no import path stored")
+    if not path: raise UndeclaredTask(f"no task registered as {job_type!r} and no import path stored")
+    if not declared(path, task_modules):
+        raise UndeclaredTask(f"{path!r} is not a declared task: register it with @task, or list its module in "
+                             "task_modules / --imports / FH_SAAS_TASK_MODULES")
     mod, _, qn = path.partition(':')
     obj = importlib.import_module(mod)  # not sys.modules: another thread may be half-way through importing it
     for part in qn.split('.'): obj = getattr(obj, part)

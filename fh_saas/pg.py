@@ -10,7 +10,7 @@ import os, re, time, threading, logging
 from contextlib import contextmanager
 from typing import Callable
 from urllib.parse import urlsplit, urlunsplit, parse_qsl, urlencode, unquote
-from .db_host import check_tenant_id, timestamp, TenantHost
+from .db_host import check_tenant_id, timestamp, TenantHost, mask_url
 from .db_host import gen_id
 from .jobs import SCHEMA, MIGRATIONS, log
 from .store import JobStore
@@ -19,20 +19,26 @@ from .store import JobStore
 __all__ = ['CHANNEL', 'split_url', 'tenant_schema', 'pool_for', 'Listener', 'listener_for', 'PgJobStore', 'FinishGroup', 'PgHost']
 
 # %% ../nbs/07_pg.ipynb #18a419a9
-_SCHEMA_RE = re.compile(r'search_path\s*=\s*"?([a-z0-9_-]+)"?')
+_SCHEMA_RE = re.compile(r'-csearch_path=(tenant_[a-z0-9][a-z0-9_-]{0,55})')
 
 def split_url(url:str, # a `postgresql[+psycopg]://` URL
-             ) -> tuple[str, str]:
-    "`(server conninfo, schema)` of a `postgresql[+psycopg]://` URL; the schema comes from `options=-csearch_path=`."
+              tenant:bool=True, # the URL must name one tenant's schema (`False`: a server URL, no schema)
+             ) -> tuple[str, str|None]:
+    "`(server conninfo, schema)` of a PostgreSQL URL; the schema is `options=-csearch_path=tenant_<id>`, exactly."
     parts = urlsplit(url)
     scheme = parts.scheme.split('+')[0]
     if scheme not in ('postgresql', 'postgres'): raise ValueError(f"not a PostgreSQL URL: {scheme}://")
-    query, schema = [], 'public'
-    for k, v in parse_qsl(parts.query):
-        m = _SCHEMA_RE.search(v) if k == 'options' else None
-        if m: schema = m.group(1)
-        else: query.append((k, v))
-    return urlunsplit(('postgresql', parts.netloc, parts.path, urlencode(query), '')), schema
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    opts = [v for k, v in pairs if k == 'options']
+    server = urlunsplit(('postgresql', parts.netloc, parts.path, urlencode([(k, v) for k, v in pairs if k != 'options']), ''))
+    if not tenant:
+        if opts: raise ValueError("a server URL names no schema: drop its options=")
+        return server, None
+    m = _SCHEMA_RE.fullmatch(opts[0]) if len(opts) == 1 else None
+    if m is None:  # checked whole: never a prefix of it, never a fallback to `public`
+        raise ValueError("a tenant's PostgreSQL URL must name exactly one tenant schema, "
+                         "options=-csearch_path=tenant_<id> (use PgHost.url(tenant))")
+    return server, m.group(1)
 
 def tenant_schema(tenant_id:str, # the tenant id (checked)
                  ) -> str:
@@ -107,10 +113,15 @@ class PgJobStore(JobStore):
                  create:bool=True, # create the schema and table if missing
                 ):
         self.url, (self.conninfo, self.schema) = url, split_url(url)
+        self.display = mask_url(url)
         self.synchronous, self.retry_for, self.path = 'FULL', retry_for, None
         self.qschema = '"' + self.schema + '"'
         self.listeners, self.runner, self._sql_cache, self._tls = [], None, {}, threading.local()
         self.pool, self.finisher = pool_for(self.conninfo, pool_size), FinishGroup(self)
+        if not create:
+            with self.pool.connection(timeout=10) as c:
+                if c.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [self.schema]).fetchone() is None:
+                    raise LookupError(f"no tenant schema {self.schema}: create it first (host.create(tenant), or create=True)")
         if create:
             with self.pool.connection(timeout=10) as c:
                 c.execute(f"CREATE SCHEMA IF NOT EXISTS {self.qschema}")
@@ -300,7 +311,7 @@ class PgHost(TenantHost):
                 ):
         url = url or os.environ.get('FH_SAAS_PG_URL')
         if not url: raise ValueError("no PostgreSQL URL: pass one or set FH_SAAS_PG_URL")
-        self.conninfo = split_url(url)[0]
+        self.conninfo = split_url(url, tenant=False)[0]
 
     def url(self,
             tenant_id:str, # the tenant id (checked)
@@ -335,4 +346,4 @@ class PgHost(TenantHost):
         "The URL fastsql opens for `tenant_id`: SQLAlchemy wants the psycopg 3 driver named."
         return self.url(tenant_id).replace('postgresql://', 'postgresql+psycopg://', 1)
 
-    def __repr__(self): return f"PgHost({re.sub(r'//[^@]*@', '//***@', self.conninfo)!r})"
+    def __repr__(self): return f"PgHost({mask_url(self.conninfo)!r})"

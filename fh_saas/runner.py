@@ -17,8 +17,9 @@ from .jobs import JobCancelled, JobTimeout, TaskRegistry, retry_delay, resolve, 
 from .store import JobStore, _now_row, _GUARD, _errors
 
 # %% auto #0
-__all__ = ['leases', 'JobThreads', 'default_threads', 'in_io', 'JobContext', 'current_job', 'LeaseKeeper', 'Outcome', 'describe',
-           'is_async_task', 'call_sync', 'call_async', 'settle', 'classify', 'Runner']
+__all__ = ['leases', 'MAX_RESULT', 'MAX_DELAY', 'MAX_ERRORS', 'JobThreads', 'default_threads', 'in_io', 'JobContext',
+           'current_job', 'LeaseKeeper', 'Outcome', 'cap', 'describe', 'is_async_task', 'call_sync', 'call_async',
+           'settle', 'classify', 'Runner']
 
 # %% ../nbs/03_runner.ipynb #7b0c3d07
 class JobThreads:
@@ -258,15 +259,23 @@ class Outcome:
     tb: str = '' # the traceback, as text
 
 def _tb() -> str:
-    try: return traceback.format_exc()[-8000:]
+    try: t = traceback.format_exc()
     except BaseException: return '(the traceback could not be formatted)'
+    return t if len(t) <= 8000 else f"({len(t) - 8000:,} characters cut) ..." + t[-8000:]
+
+def cap(s:str, # text to store
+        most:int, # characters kept
+       ) -> str:
+    "`s` as storable text: what does not encode replaced, at most `most` characters, with a note saying what was cut."
+    s = s.encode('utf-8', 'replace').decode('utf-8').replace('\x00', '')
+    return s if len(s) <= most else s[:most] + f" ... ({len(s) - most:,} characters cut)"
 
 def describe(exc:BaseException, # what an attempt raised
             ) -> str:
-    "`Type: message` of `exc`, at most 2,000 characters, even when its `str()` raises."
+    "`Type: message` of `exc` as storable text, at most 2,000 characters, even when its `str()` raises."
     try: msg = str(exc)
     except BaseException: msg = '(its message could not be read)'
-    return f"{type(exc).__name__}: {msg}"[:2000]
+    return cap(f"{type(exc).__name__}: {msg}", 2000)
 
 def is_async_task(fn:Callable, # a task function
                  ) -> bool:
@@ -325,13 +334,27 @@ def settle(out:Outcome, # what the task did
     if ctx.stopping and not ctx.cancel_requested: return Outcome('released')
     return out
 
+MAX_RESULT = 256 * 1024  # bytes of JSON kept of a task's result
+MAX_DELAY = 366 * 86400.0  # the longest wait before a retry (a `RetryAfter` or a policy asking more fails the job)
+MAX_ERRORS = 10  # error log entries kept: the first 2 and the last ones, with a note of how many were left out
+
 def _jsonable(result) -> tuple[str, str|None]:
-    "JSON text of `result`, and a note if it had to be stored as its `repr` instead."
-    try: return json.dumps(result, allow_nan=False), None
+    "JSON text of `result`, and a note if it had to be stored as its `repr` instead, or cut."
+    try: text = json.dumps(result, allow_nan=False)
     except (TypeError, ValueError, RecursionError) as e:
-        try: r = repr(result)[:2000]
+        try: r = cap(repr(result), 2000)
         except BaseException: r = f"<{type(result).__name__}>"
         return json.dumps({'unserializable_result': r}), describe(e)
+    if len(text) <= MAX_RESULT: return text, None
+    return json.dumps({'truncated_result': cap(text, 2000)}), f"the result was {len(text):,} bytes of JSON: only its start is kept"
+
+def _bounded(errors:list) -> list:
+    "At most `MAX_ERRORS` entries: the first two, a note of how many were left out, and the latest."
+    if len(errors) <= MAX_ERRORS: return errors
+    head, rest, left, keep = errors[:2], errors[2:], 0, MAX_ERRORS - 3
+    if isinstance(rest[0], dict) and rest[0].get('left_out'): left, rest = rest[0]['left_out'], rest[1:]  # an older note
+    left += len(rest) - keep
+    return head + [dict(attempt=None, at=None, error=f"({left} attempts' errors left out)", traceback='', left_out=left)] + rest[-keep:]
 
 def classify(row:dict, # the claimed row, as `claim` returns it
              out:Outcome, # what the attempt came to
@@ -345,12 +368,13 @@ def classify(row:dict, # the claimed row, as `claim` returns it
         res, note = _jsonable(out.result)
         if note: errors.append(dict(attempt=row['attempt'], at=timestamp(now), error=f"result stored as repr: {note}",
                                     traceback=''))
-        return 'completed', dict(result=res, error_log=json.dumps(errors) if note else None)
-    errors.append(dict(attempt=row['attempt'], at=timestamp(now), error=describe(out.exc), traceback=out.tb[-8000:]))
+        return 'completed', dict(result=res, error_log=json.dumps(_bounded(errors)) if note else None)
+    errors = _bounded(errors + [dict(attempt=row['attempt'], at=timestamp(now), error=describe(out.exc),
+                                     traceback=cap(out.tb, 9000))])
     try: delay = policy(row['retry_count'] + 1, out.exc, max_retries=row['max_retries'])
     except Exception: delay = None  # a policy that fails fails the job, it does not stop the runner
-    if delay is not None and not (0 <= delay < 10**9): delay = None
-    if delay is None: return 'failed', dict(error_log=json.dumps(errors))
+    if delay is not None and not (0 <= delay < MAX_DELAY): delay = None  # NaN, inf, 1e300: no retry is that far off
+    if delay is None or not delay < MAX_DELAY: return 'failed', dict(error_log=json.dumps(errors))
     return 'pending', dict(run_at=now + delay, error_log=json.dumps(errors))
 
 # %% ../nbs/03_runner.ipynb #7b0c3d24
@@ -364,8 +388,10 @@ class Runner:
                  clock:Callable[[], float]=time.time, # where "now" comes from
                  threads:JobThreads|None=None, # job threads and slots (default: `default_threads()`)
                  worker:str|None=None, # the name written into leases (default: `worker_id()` of the running process)
+                 task_modules=(), # modules whose functions may run as tasks (see `resolve`)
                 ):
         self.store, self.lease, self.policy, self.clock, self.worker = store, lease, policy, clock, worker
+        self.task_modules = tuple(task_modules)
         self.tasks = registry if tasks is None else tasks
         self._threads, self.ctxs = threads, set()
 
@@ -392,7 +418,7 @@ class Runner:
         try:
             kwargs = json.loads(row['payload'])
             if not isinstance(kwargs, dict): raise TypeError(f"the stored arguments are not an object: {row['payload'][:200]!r}")
-            return resolve(row['job_type'], row['func_path'], self.tasks), kwargs, None
+            return resolve(row['job_type'], row['func_path'], self.tasks, self.task_modules), kwargs, None
         except Exception as e: return None, None, Outcome('error', exc=e, tb=_tb())
 
     def _start(self, row:dict) -> JobContext:
@@ -435,7 +461,7 @@ def record(self:Runner,
             told = True; time.sleep(wait); wait = min(wait * 2, 1.0)
             continue
         if out.kind == 'error':
-            log.warning("job %s (%s) attempt %s failed: %s", row['id'], row['job_type'], row['attempt'], describe(out.exc))
+            log.warning("job %s (%r) attempt %s failed: %r", row['id'], row['job_type'], row['attempt'], describe(out.exc))
         if status == 'pending':
             for cb in self.store.listeners: cb(self.store)
         return status, run_at

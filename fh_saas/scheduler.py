@@ -45,7 +45,9 @@ class Scheduler:
                  tenant_limit:int|None=None, # at most this many jobs of one tenant running at once (all runners)
                  full_scan:float=60.0, # seconds between looks at every database, changed or not (a safety net)
                  tenant_slots:int|None=None, # at most this many of this scheduler's slots for one tenant (default: all but an eighth)
+                 task_modules=(), # modules whose functions may run as tasks (besides `@task`; see `resolve`)
                 ):
+        self.task_modules = tuple(task_modules)
         self.source, self.concurrency, self.per_tenant, self.poll = source, concurrency, per_tenant, poll
         self.tenant_limit, self.full_scan = tenant_limit, full_scan
         self.tenant_slots = tenant_slots or (concurrency - max(1, concurrency // 8) if concurrency > 1 else 1)
@@ -74,7 +76,9 @@ class Scheduler:
         for key in set(self._by_key) - seen: self._forget(self._by_key.pop(key), f"tenant {key} is gone")
         return out
 
-    def __repr__(self): return f"Scheduler({self.source!r}, concurrency={self.concurrency})"
+    def __repr__(self):
+        src = self.source if hasattr(self.source, 'tenants') else f"{len(self.source)} databases"
+        return f"Scheduler({src!r}, concurrency={self.concurrency})"
 
 # %% ../nbs/05_scheduler.ipynb #8e354c01
 @patch
@@ -93,7 +97,8 @@ def _adopt(self:Scheduler, store:JobStore) -> Runner:
     r = self.runners.get(store)
     if r is None:
         r = self.runners[store] = Runner(store, lease=self.lease, policy=self.policy, tasks=self.tasks,
-                                         clock=self.clock, threads=self.threads, worker=self.worker)
+                                         clock=self.clock, threads=self.threads, worker=self.worker,
+                                         task_modules=self.task_modules)
         store.listeners.append(self.wake); store.runner = self; store.watch(self.wake)
         self.next[store] = 0.0  # look at it at once
     return r

@@ -6,24 +6,29 @@ Docs: https://fh-saas.github.io/fh-saas/store.html.md"""
 
 # %% ../nbs/02_store.ipynb #6a0b2c04
 from __future__ import annotations
-import os, json, sqlite3, threading
+import os, re, json, sqlite3, threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 from fastcore.basics import patch
-from .db_host import timestamp, gen_id
+from .db_host import timestamp, gen_id, mask_url
 from .jobs import SCHEMA, COLUMNS, MIGRATIONS, FINISHED, retry_delay, log
 
 # %% auto #0
 __all__ = ['MAX_IDLE', 'WAL_LIMIT', 'CHECK_WAL_EVERY', 'is_busy', 'JobStore', 'backend', 'store_for', 'forget', 'LeaseExpired']
 
 # %% ../nbs/02_store.ipynb #6a0b2c07
+_PARAMS = re.compile(r'[\w.]+=[^/&]*(&[\w.]+=[^/&]*)*')
+
 def _sqlite_path(url:str) -> Path:
     "The file of an `sqlite:///` URL; refuses in-memory databases, which no other connection can see."
-    p = url.split('?', 1)[0][len('sqlite:///'):]
+    p = url[len('sqlite:///'):]
+    head, q, params = p.partition('?')
+    if q and _PARAMS.fullmatch(params): p = head  # URL parameters, not a '?' in a folder's name
+    p = unquote(p) if '%' in p and not Path(p).exists() else p
     if p in ('', ':memory:'): raise ValueError("an in-memory SQLite database cannot hold jobs: use a file")
     return Path(p)
 
@@ -44,7 +49,7 @@ class JobStore:
     def __init__(self, url:str, # `sqlite:///path/to/file.db`
                  synchronous:str|None=None, # NORMAL (a commit survives a process crash) or FULL (a power cut too); default `$FH_SAAS_SQLITE_SYNCHRONOUS` or NORMAL
                  pool_size:int=8, # idle connections kept, of each kind
-                 create:bool=True, # create the file if it is missing (`False`: `FileNotFoundError`)
+                 create:bool=True, # create the file if it is missing (`False`: `LookupError`)
                 ):
         synchronous = (synchronous or os.environ.get('FH_SAAS_SQLITE_SYNCHRONOUS') or 'NORMAL').upper()
         if synchronous not in ('NORMAL', 'FULL', 'EXTRA'):
@@ -54,7 +59,8 @@ class JobStore:
         self._ops, self._ckpt, self._wal_big, self._ckpt_lock = 0, False, False, threading.Lock()
         self.listeners = []  # callables told (self) when a job becomes due here
         self.runner = None   # an in-process scheduler serving this store, if any
-        if not create and not self.path.exists(): raise FileNotFoundError(f"no tenant database {self.path}")
+        if not create and not self.path.exists():
+            raise LookupError(f"no tenant database {self.path}: create it first (host.create(tenant), or create=True)")
         c = self._connect(5.0, create=True)
         try:
             c.executescript(SCHEMA)
@@ -191,15 +197,22 @@ class JobStore:
             for c in idle: _idle_lru.pop(id(c), None)
         for c in idle: c.close()
 
-    def __repr__(self): return f"{type(self).__name__}({self.url!r})"
+    def __repr__(self): return f"{type(self).__name__}({mask_url(self.url)!r})"
 
 # %% ../nbs/02_store.ipynb #6a0b2c09
 _stores, _stores_lock, _backends = {}, threading.Lock(), {'sqlite': JobStore}
 
+_DB_SUFFIXES = ('.db', '.sqlite', '.sqlite3', '.db3')
+
 def _db_url(db) -> str:
     "The URL of a fastsql `Database`, a fastlite `Database`, a URL string or an SQLite file path."
     if isinstance(db, Path): return f"sqlite:///{db.resolve()}"
-    if isinstance(db, str): return db if '://' in db else f"sqlite:///{Path(db).resolve()}"
+    if isinstance(db, str):
+        if '://' in db: return db
+        if os.sep not in db and not db.endswith(_DB_SUFFIXES):  # 'acme': a tenant id, not a file to create here
+            raise ValueError(f"{db!r} is neither a database URL nor a database file path (use host.url(tenant), "
+                             "or a path like 'data/acme.db')")
+        return f"sqlite:///{Path(db).resolve()}"
     if hasattr(db, 'engine'):  # fastsql / SQLAlchemy
         url = db.engine.url
         return url.render_as_string(hide_password=False) if hasattr(url, 'render_as_string') else str(url)
@@ -222,13 +235,14 @@ def backend(scheme:str, # a URL scheme: `sqlite`, `postgresql`, `postgresql+psyc
     return cls
 
 def store_for(db, # a fastsql or fastlite `Database`, an SQLAlchemy URL, a path, or a `JobStore`
+              create:bool=False, # create the database (or schema) if it is missing; else `LookupError`
               **kwargs) -> JobStore:
-    "The one `JobStore` of this process for `db`'s database, created on first use."
+    "The one `JobStore` of this process for `db`'s database; it must exist unless `create`."
     if isinstance(db, JobStore): return db
     url = _db_url(db)
     with _stores_lock:
         st = _stores.get(url)
-        if st is None: st = _stores[url] = backend(url.split(':', 1)[0])(url, **kwargs)
+        if st is None: st = _stores[url] = backend(url.split(':', 1)[0])(url, create=create, **kwargs)
         return st
 
 def forget(store:JobStore, # a store that `store_for` made

@@ -160,6 +160,7 @@ def JobDetail(job:TenantJob, # the job to show
               token:str|None=None, # the session's CSRF token (`csrf_token(sess)`); without it, no buttons
               poll:str|None=None, # URL that renders this card again: polled while the job has not ended
               every:float=1.0, # seconds between polls
+              tracebacks:bool=True, # show each attempt's traceback (it may name files, values and secrets)
              ):
     "One job in full: status, retry and cancel buttons, timings, arguments, result, and every attempt's error."
     url, acts = f"{prefix}/{job.id}", []
@@ -172,7 +173,7 @@ def JobDetail(job:TenantJob, # the job to show
              ('Attempts', str(job.attempt)), ('Retries', f"{job.retry_count} of {job.max_retries}"),
              ('Worker', job.worker or '')]
     errs = [Details(Summary(f"Attempt {e.get('attempt', '?')} · {_when(e.get('at'))} · ", Strong(e.get('error', ''))),
-                    Pre(Code(e.get('traceback') or '(no traceback)')), open=i == len(job.error_log) - 1)
+                    Pre(Code(e.get('traceback') or '(no traceback)')) if tracebacks else '', open=i == len(job.error_log) - 1)
             for i, e in enumerate(job.error_log)]
     result = Pre(Code(json.dumps(job.result, indent=2))) if job.result is not None else P(Small('none'))
     return Article(Header(Hgroup(H3(job.job_type), P(Code(job.id)))), JobStatus(job), Div(*acts, cls='job-actions'),
@@ -190,6 +191,7 @@ class JobsDashboard:
                  page_size:int=20, # jobs per page of the list
                  every:float=1.0, # seconds between refreshes of what has not ended
                  trusted_origins:tuple=(), # other origins allowed to POST here
+                 tracebacks:bool=False, # show each attempt's traceback to the tenant's users (messages are always shown)
                  title:str='Jobs', # the list page's heading
                  home:str|None='/', # a link back to the app, or `None`
                 ):
@@ -197,6 +199,7 @@ class JobsDashboard:
             raise ValueError(f"prefix must start with '/' and not end with one, not {prefix!r}")
         self.tenant_of, self.host, self.prefix, self.page_size, self.every = tenant_of, host, prefix, page_size, every
         self.trusted_origins, self.title, self.home = tuple(trusted_origins), title, home
+        self.tracebacks = tracebacks
 
     def __repr__(self): return f"JobsDashboard(prefix={self.prefix!r})"
 
@@ -249,6 +252,7 @@ def _answer(self:JobsDashboard, fn:Callable, *args):
     try: return fn(*args)
     except PermissionError as e: return self._error(403, 'Not allowed', str(e))
     except JobNotFound as e: return self._error(404, 'Job not found', str(e))
+    except LookupError: return self._error(404, 'Not found', 'there are no jobs here')  # a tenant with no database
     except ValueError as e: return self._error(400, 'Bad request', str(e))
 
 # %% ../nbs/06_ui.ipynb #u7list
@@ -285,7 +289,8 @@ def _list_page(self:JobsDashboard, req):
 @patch
 def _card(self:JobsDashboard, req, sess, job_id:str):
     job = self.manager(req).get_job(job_id)
-    return JobDetail(job, self.prefix, csrf_token(sess), poll=self.url(job.id, 'card'), every=self.every)
+    return JobDetail(job, self.prefix, csrf_token(sess), poll=self.url(job.id, 'card'), every=self.every,
+                     tracebacks=self.tracebacks)
 
 @patch
 def _job_page(self:JobsDashboard, req, sess, job_id:str):

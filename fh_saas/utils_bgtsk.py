@@ -6,30 +6,31 @@ Docs: https://fh-saas.github.io/fh-saas/utils_bgtsk.html.md"""
 
 # %% ../nbs/04_utils_bgtsk.ipynb #c9fff447
 from __future__ import annotations
-import os, json, time
+import os, json, math, time, inspect
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 import anyio
 from fastcore.basics import patch
 from starlette.background import BackgroundTask
-from .db_host import timestamp, gen_id
+from .db_host import timestamp, gen_id, mask_url
 from .jobs import (log, STATUSES, FINISHED, NoRetry, RetryAfter, JobCancelled, JobTimeout, JobNotFound, retry_delay,
-                          TaskRegistry, registry, task, func_path, resolve, SCHEMA, COLUMNS, worker_id, pid_gone)
+                          TaskRegistry, registry, task, func_path, resolve, SCHEMA, COLUMNS, worker_id, pid_gone,
+                          UndeclaredTask, _submitted)
 from .store import JobStore, store_for, MAX_IDLE
 from .runner import (JobContext, current_job, LeaseKeeper, leases, Outcome, JobThreads, Runner, in_io, is_async_task,
                             call_sync, call_async, classify, describe, default_threads)
-_all_ = ['log', 'STATUSES', 'FINISHED', 'NoRetry', 'RetryAfter', 'JobCancelled', 'JobTimeout', 'JobNotFound', 'retry_delay',
+_all_ = ['log', 'STATUSES', 'FINISHED', 'NoRetry', 'RetryAfter', 'JobCancelled', 'JobTimeout', 'JobNotFound', 'UndeclaredTask', 'retry_delay',
          'TaskRegistry', 'registry', 'task', 'func_path', 'resolve', 'SCHEMA', 'COLUMNS', 'worker_id', 'pid_gone', 'JobStore',
          'store_for', 'MAX_IDLE', 'JobContext', 'current_job', 'LeaseKeeper', 'leases', 'Outcome', 'JobThreads', 'Runner',
          'in_io', 'is_async_task', 'call_sync', 'call_async', 'classify']
 
 # %% auto #0
-__all__ = ['OVERDUE_AFTER', 'MAX_PAYLOAD', 'TenantJob', 'BackgroundTaskManager', 'with_task', 'log', 'STATUSES', 'FINISHED',
-           'NoRetry', 'RetryAfter', 'JobCancelled', 'JobTimeout', 'JobNotFound', 'retry_delay', 'TaskRegistry',
-           'registry', 'task', 'func_path', 'resolve', 'SCHEMA', 'COLUMNS', 'worker_id', 'pid_gone', 'JobStore',
-           'store_for', 'MAX_IDLE', 'JobContext', 'current_job', 'LeaseKeeper', 'leases', 'Outcome', 'JobThreads',
-           'Runner', 'in_io', 'is_async_task', 'call_sync', 'call_async', 'classify']
+__all__ = ['OVERDUE_AFTER', 'MAX_PAYLOAD', 'MAX_WAIT', 'TenantJob', 'BackgroundTaskManager', 'with_task', 'log', 'STATUSES',
+           'FINISHED', 'NoRetry', 'RetryAfter', 'JobCancelled', 'JobTimeout', 'JobNotFound', 'UndeclaredTask',
+           'retry_delay', 'TaskRegistry', 'registry', 'task', 'func_path', 'resolve', 'SCHEMA', 'COLUMNS', 'worker_id',
+           'pid_gone', 'JobStore', 'store_for', 'MAX_IDLE', 'JobContext', 'current_job', 'LeaseKeeper', 'leases',
+           'Outcome', 'JobThreads', 'Runner', 'in_io', 'is_async_task', 'call_sync', 'call_async', 'classify']
 
 # %% ../nbs/04_utils_bgtsk.ipynb #11179b46
 OVERDUE_AFTER = 60.0
@@ -88,12 +89,23 @@ class TenantJob:
             except (TypeError, ValueError, RecursionError) as e:
                 d[k] = None if want is object else want(); broken.append(f"{k}: {type(e).__name__}: {str(e)[:200]}")
         d['cancel_requested'] = bool(d.get('cancel_requested'))
+        for k in ('progress', 'run_at', 'lease_until', 'timeout'):  # a hostile row's NaN or 1e300 is no time at all
+            v = d.get(k)
+            if v is not None and (not isinstance(v, (int, float)) or not math.isfinite(v) or abs(v) > 1e11): d[k] = None
+        for k, v in d.items():
+            if isinstance(v, str): d[k] = _clean(v)
+        d['error_log'] = [{k: _clean(v) if isinstance(v, str) else v for k, v in e.items()} if isinstance(e, dict) else
+                          {'error': _clean(str(e))} for e in d['error_log']]
         d['broken'] = '; '.join(broken) or None
         d['overdue'] = bool(now is not None and d.get('status') == 'pending' and d.get('run_at') is not None
                             and d['run_at'] < now - OVERDUE_AFTER)
         return cls(**{k:v for k,v in d.items() if k in _FIELDS})
 
 _FIELDS = {f.name for f in fields(TenantJob)}
+
+def _clean(s:str) -> str:
+    "`s` as text any page can show: what does not encode (a lone surrogate) becomes '?', NULs are dropped."
+    return s.encode('utf-8', 'replace').decode('utf-8').replace('\x00', '') if isinstance(s, str) else s
 
 # %% ../nbs/04_utils_bgtsk.ipynb #63b4c39b
 MAX_PAYLOAD = 256 * 1024
@@ -109,15 +121,17 @@ class BackgroundTaskManager:
                  sleep:Callable|None=None, # async sleep used while waiting out a backoff (tests use a fake)
                  worker:str|None=None, # the name written into the leases this runner takes (default `worker_id()`)
                  run_here:bool|None=None, # run jobs in this process (default), or only enqueue them for workers
+                 create:bool=False, # create the database if it is missing (else `LookupError`: reading never creates)
+                 task_modules=(), # modules whose functions may run as tasks (besides `@task` and what this process submits)
                 ):
-        self.store = store_for(db)
+        self.store = store_for(db, create=create)
         self.run_here = os.environ.get('FH_SAAS_RUN_JOBS', 'here') != 'workers' if run_here is None else run_here
         self.lease, self.policy, self.max_payload = lease, policy, max_payload
         self.tasks = registry if tasks is None else tasks
         self.clock, self.sleep, self.worker = clock, sleep or anyio.sleep, worker
-        self.runner = Runner(self.store, lease, policy, self.tasks, clock, worker=worker)
+        self.runner = Runner(self.store, lease, policy, self.tasks, clock, worker=worker, task_modules=task_modules)
 
-    def __repr__(self): return f"BackgroundTaskManager({self.store.url!r})"
+    def __repr__(self): return f"BackgroundTaskManager({mask_url(self.store.url)!r})"
 
 # %% ../nbs/04_utils_bgtsk.ipynb #3af007e5
 @patch
@@ -134,6 +148,7 @@ def enqueue(self:BackgroundTaskManager,
     "Write a pending job and return `(job_id, bg_task)`; `bg_task` runs it once Starlette has sent the response."
     row = self._new_row(job_type, task_func, kwargs or {}, max_retries, delay, run_at, timeout, key)
     job_id = self.store.insert(row)
+    if row['func_path']: _submitted.add(row['func_path'])  # declared in this process: it was submitted here
     for f in self.store.listeners: f(self.store)
     return job_id, BackgroundTask(self.run, job_id)
 
@@ -148,34 +163,66 @@ def submit(self:BackgroundTaskManager,
     return self.enqueue(job_type, task_func, task_kwargs, max_retries=max_retries)
 
 # %% ../nbs/04_utils_bgtsk.ipynb #4aef25bb
-def _check_num(name, v, allow_none=True):
+MAX_WAIT = 366 * 86400.0  # the longest delay, wait after now, or timeout accepted: a year
+
+def _check_num(name, v, allow_none=True, most=MAX_WAIT):
     if v is None and allow_none: return v
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or v < 0:
-        raise ValueError(f"{name} must be a non-negative number, not {v!r}")
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not 0 <= v <= most:
+        raise ValueError(f"{name} must be a number from 0 to {most:,.0f}, not {v!r}")
     return float(v)
+
+def _check_text(name, v, most=200):
+    "A short text that any page and any database can hold: no control characters, valid UTF-8."
+    if not isinstance(v, str) or not v.strip() or len(v) > most:
+        raise ValueError(f"{name} must be a non-empty string of at most {most} characters, not {v!r}")
+    if any(ord(c) < 32 or ord(c) == 127 for c in v): raise ValueError(f"{name} must not hold control characters: {v!r}")
+    try: v.encode('utf-8')
+    except UnicodeEncodeError: raise ValueError(f"{name} is not valid text (a lone surrogate?): {v!r}") from None
+    return v
+
+def _depth(x, most:int=64) -> int:
+    "How deep lists and dicts nest in `x`; `ValueError` past `most` (checked without recursion)."
+    stack, deepest = [(x, 1)], 0
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, (list, tuple, dict)):
+            if d > most: raise ValueError(f"task arguments nest deeper than {most} levels")
+            deepest = max(deepest, d)
+            stack.extend((c, d + 1) for c in (v.values() if isinstance(v, dict) else v))
+    return deepest
 
 @patch
 def _new_row(self:BackgroundTaskManager, job_type, task_func, kwargs, max_retries, delay, run_at, timeout, key) -> dict:
     "Validate a submission and build its row; raises before anything is written."
-    if not isinstance(job_type, str) or not job_type.strip() or len(job_type) > 200:
-        raise ValueError(f"job_type must be a non-empty string of at most 200 characters, not {job_type!r}")
+    _check_text('job_type', job_type)
     if isinstance(max_retries, bool) or not isinstance(max_retries, int) or not 0 <= max_retries <= 100:
         raise ValueError(f"max_retries must be an int from 0 to 100, not {max_retries!r}")
     if not callable(task_func): raise TypeError(f"task_func must be callable, not {task_func!r}")
-    path = func_path(task_func) if self.tasks.get(job_type) is not task_func else None
+    named = self.tasks.get(job_type)
+    if named is not None and named is not task_func:  # the row would run the registered task, not this function
+        raise ValueError(f"job_type {job_type!r} is the registered task {func_path(named)}, not {func_path(task_func)}: "
+                         "submit that function, or pick another job_type")
+    path = func_path(task_func) if named is None else None
     if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
         raise TypeError("task arguments must be keyword arguments")
+    try: sig = inspect.signature(task_func)
+    except (TypeError, ValueError): sig = None  # a callable without one (a builtin): cannot check
+    if sig is not None:
+        try: sig.bind(**kwargs)
+        except TypeError as e:
+            raise TypeError(f"task arguments do not fit {task_func.__name__}{sig}: {e}") from None
+    _depth(kwargs)
     try: payload = json.dumps(kwargs, allow_nan=False)
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, RecursionError) as e:
         raise TypeError(f"task arguments must be JSON (str, int, float, bool, None, list, dict): {e}") from None
     if len(payload.encode()) > self.max_payload:
         raise ValueError(f"task arguments are {len(payload.encode()):,} bytes of JSON, over the {self.max_payload:,} "
                          "byte limit: store large data elsewhere and pass its id")
-    delay, run_at, timeout = _check_num('delay', delay), _check_num('run_at', run_at), _check_num('timeout', timeout)
-    if timeout == 0: raise ValueError("timeout must be positive")
-    if key is not None and (not isinstance(key, str) or not key or len(key) > 200):
-        raise ValueError(f"key must be a non-empty string of at most 200 characters, not {key!r}")
     now = self.clock()
+    delay, timeout = _check_num('delay', delay), _check_num('timeout', timeout)
+    run_at = _check_num('run_at', run_at, most=now + MAX_WAIT)
+    if timeout == 0: raise ValueError("timeout must be positive")
+    if key is not None: _check_text('key', key)
     due, ts = max(now + (delay or 0), run_at or 0), timestamp(now)
     return dict(id=gen_id(), job_type=job_type, status='pending', payload=payload, created_at=ts,
                 max_retries=max_retries, run_at=due, func_path=path, timeout=timeout, idem_key=key, updated_at=ts)

@@ -47,15 +47,16 @@ def main(url:str=None, # PostgreSQL URL of the tenants' server (default `$FH_SAA
          lease:float=30.0, # seconds a claimed job is held between renewals
          poll:float=5.0, # seconds between looks for work no notification announced
          grace:float=30.0, # seconds running jobs get to finish on SIGTERM
-         imports:str='', # comma-separated modules to import first (task registrations)
+         imports:str='', # comma-separated modules holding the tasks: imported first, and the only ones run from
          log_level:str='INFO', # logging level
         ):
     "Run background jobs of every tenant until SIGTERM."
     logging.basicConfig(level=log_level.upper(), format='%(asctime)s %(levelname)s %(name)s: %(message)s')
     sys.path.insert(0, os.getcwd())
-    for m in filter(None, (x.strip() for x in imports.split(','))): importlib.import_module(m)
+    mods = [x.strip() for x in imports.split(',') if x.strip()]
+    for m in mods: importlib.import_module(m)
     sched = Scheduler(job_source(url, sqlite_dir), concurrency=concurrency, per_tenant=per_tenant, poll=poll,
-                      lease=lease, grace=grace, tenant_limit=tenant_limit, tenant_slots=tenant_slots)
+                      lease=lease, grace=grace, tenant_limit=tenant_limit, tenant_slots=tenant_slots, task_modules=mods)
     log.info("worker %s: concurrency %s, per tenant %s, tenant slots %s, tenant limit %s", worker_id(), concurrency,
              per_tenant, sched.tenant_slots, tenant_limit)
     anyio.run(run_worker, sched)

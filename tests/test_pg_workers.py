@@ -23,7 +23,7 @@ def enqueue(host, n, ms=0):
 
 def start_workers(host, n, log, tmp_path, **opts):
     env = dict(os.environ, EXEC_LOG=str(log), PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT/'tests')]))
-    args = [f"--{k.replace('_', '-')}={v}" for k, v in dict(dict(concurrency=8, poll=1, lease=3, grace=5), **opts).items()]
+    args = [f"--{k.replace('_', '-')}={v}" for k, v in dict(dict(concurrency=8, poll=1, lease=3, grace=5, imports='apps.pg_tasks'), **opts).items()]
     out = open(tmp_path/'workers.log', 'ab')
     return [subprocess.Popen([sys.executable, '-m', 'fh_saas.worker', '--url', host.conninfo, *args],
                              env=env, stdout=out, stderr=out) for _ in range(n)]

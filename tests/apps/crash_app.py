@@ -21,7 +21,7 @@ def fail_first(marker: str):
 def create_app():
     host = SqliteHost(os.environ['DATA_DIR'])
     for t in ('acme', 'globex'): host.create(t)
-    sched = Scheduler(host, concurrency=8, lease=float(os.environ.get('LEASE', '30')), poll=0.5)
+    sched = Scheduler(host, concurrency=8, lease=float(os.environ.get('LEASE', '30')), poll=0.5, task_modules=[__name__])
     app, rt = fast_app(lifespan=sched.lifespan)
 
     @app.post('/enqueue/{tenant}')

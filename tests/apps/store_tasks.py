@@ -151,7 +151,7 @@ def _fds(d, n, log, out, deadline):
     threading.Thread(target=sample, daemon=True).start()
     from fh_saas.db_host import SqliteHost
     from fh_saas.scheduler import Scheduler
-    sched = Scheduler(SqliteHost(d), poll=0.5, concurrency=8)
+    sched = Scheduler(SqliteHost(d), poll=0.5, concurrency=8, task_modules=['apps.store_tasks'])
     Path(log).touch()
     logf, outf = open(log), open(out, 'w')            # opened before the run: reading them never needs a new fd
     def ran():
