@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from fastcore.basics import patch
 from typing import Any, Callable
 import anyio
+from .db_host import mask_url
 from .jobs import TaskRegistry, retry_delay, worker_id, pid_gone, log
 from .store import JobStore, LeaseExpired, store_for, forget, is_busy
 from .runner import Runner, JobThreads, in_io
@@ -69,11 +70,11 @@ class Scheduler:
             if st is None:
                 try: st = self._by_key[key] = store_for(src.url(t) if hasattr(src, 'tenants') else t, create=False)
                 except Exception as e:
-                    if key not in self.broken: log.error("scheduler: skipping tenant %s: %s", t, e)
+                    if key not in self.broken: log.error("scheduler: skipping tenant %s: %s", mask_url(str(t)), e)
                     self.broken.add(key); continue
-                if key in self.broken: log.info("scheduler: tenant %s is back", t); self.broken.discard(key)
+                if key in self.broken: log.info("scheduler: tenant %s is back", mask_url(str(t))); self.broken.discard(key)
             out.append(st)
-        for key in set(self._by_key) - seen: self._forget(self._by_key.pop(key), f"tenant {key} is gone")
+        for key in set(self._by_key) - seen: self._forget(self._by_key.pop(key), f"tenant {mask_url(str(key))} is gone")
         return out
 
     def __repr__(self):

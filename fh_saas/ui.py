@@ -60,7 +60,8 @@ def _when(ts:str|None) -> str:
 
 def _took(start:str|None, end:str|None) -> str:
     if not (start and end): return ''
-    s = (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+    try: s = (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+    except (TypeError, ValueError): return ''  # a row's junk time: nothing to show
     return f"{s:.1f} s" if s < 120 else f"{s / 60:.1f} min"
 
 def _badge(status:str): return Span(status, cls=f"job-badge {status}")

@@ -94,14 +94,24 @@ class TenantJob:
             if v is not None and (not isinstance(v, (int, float)) or not math.isfinite(v) or abs(v) > 1e11): d[k] = None
         for k, v in d.items():
             if isinstance(v, str): d[k] = _clean(v)
-        d['error_log'] = [{k: _clean(v) if isinstance(v, str) else v for k, v in e.items()} if isinstance(e, dict) else
-                          {'error': _clean(str(e))} for e in d['error_log']]
+        d['error_log'] = [_entry(e) for e in d['error_log']]
         d['broken'] = '; '.join(broken) or None
         d['overdue'] = bool(now is not None and d.get('status') == 'pending' and d.get('run_at') is not None
                             and d['run_at'] < now - OVERDUE_AFTER)
         return cls(**{k:v for k,v in d.items() if k in _FIELDS})
 
 _FIELDS = {f.name for f in fields(TenantJob)}
+
+def _entry(e) -> dict:
+    "An error log entry as pages expect it: `attempt`, `at`, `error` and `traceback`, whatever a row holds."
+    e = e if isinstance(e, dict) else {'error': e}
+    out = {k: v for k, v in e.items() if k not in ('attempt', 'at', 'error', 'traceback')}
+    att = e.get('attempt')
+    out.update(attempt=att if isinstance(att, int) and not isinstance(att, bool) else None,
+               at=_clean(e['at']) if isinstance(e.get('at'), str) else None,
+               error=_clean(e['error'] if isinstance(e.get('error'), str) else json.dumps(e.get('error'), default=str)),
+               traceback=_clean(e['traceback']) if isinstance(e.get('traceback'), str) else '')
+    return out
 
 def _clean(s:str) -> str:
     "`s` as text any page can show: what does not encode (a lone surrogate) becomes '?', NULs are dropped."

@@ -93,9 +93,10 @@ def host(request, tmp_path):
     pg.psql(f"CREATE DATABASE {db} OWNER fh")
     return PgHost(pg.url.rsplit('/', 1)[0] + '/' + db)
 
-@pytest.fixture(scope='session')
+@pytest.fixture(scope='module')
 def chromium():
-    "Debian's Chromium driven by Playwright, one for the whole session: the sync API allows one Playwright per thread."
+    """Debian's Chromium driven by Playwright, one per test module: the sync API's loop must not outlive the module,
+    or tests after it could not run an event loop of their own."""
     if not Path(CHROMIUM).exists(): pytest.fail(f'{CHROMIUM} missing: apt-get install chromium')
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:

@@ -7,7 +7,7 @@ from fh_saas.utils_bgtsk import BackgroundTaskManager
 def work(i): return i * 2
 
 def test_8_threads_x_200_submits_one_manager(tmp_path):
-    mgr = BackgroundTaskManager(tmp_path/'t.db')
+    mgr = BackgroundTaskManager(tmp_path/'t.db', create=True)
     errors, tasks, lock = [], [], threading.Lock()
     def submitter(t):
         for k in range(200):

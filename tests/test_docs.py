@@ -49,7 +49,7 @@ class _Quiet(SimpleHTTPRequestHandler):
     def log_message(self, *a): pass
 
 # ------------------------------------------------------------------ fixtures
-@pytest.fixture(scope='session')
+@pytest.fixture(scope='module')
 def docs_build():
     t = time.time()
     r = subprocess.run([sys.executable, str(ROOT/'.ci'/'build_docs.py')], cwd=ROOT, capture_output=True, text=True,
@@ -62,14 +62,14 @@ def docs_build():
     assert pages, 'the build wrote no pages'
     return SimpleNamespace(pages=pages, seconds=secs, log=r.stdout)
 
-@pytest.fixture(scope='session')
+@pytest.fixture(scope='module')
 def docs_server(docs_build):
     srv = ThreadingHTTPServer(('127.0.0.1', 0), partial(_Quiet, directory=str(DOCS)))
     th = threading.Thread(target=srv.serve_forever, daemon=True); th.start()
     yield f'http://127.0.0.1:{srv.server_address[1]}'
     srv.shutdown(); srv.server_close()
 
-@pytest.fixture(scope='session')
+@pytest.fixture(scope='module')
 def docs_browser(chromium): return chromium   # conftest's: one Playwright per process, shared with the UI tests
 
 COLLECT_JS = """() => {
@@ -97,7 +97,7 @@ COLLECT_JS = """() => {
   };
 }"""
 
-@pytest.fixture(scope='session')
+@pytest.fixture(scope='module')
 def docs_visits(docs_build, docs_server, docs_browser):
     "Open every page once; return {page: collected facts}."
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

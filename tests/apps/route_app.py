@@ -31,18 +31,18 @@ def create_app():
 
     @app.post('/flaky/{tenant}')
     def flaky(tenant: str, marker: str):
-        mgr = BackgroundTaskManager(host.url(tenant))
+        mgr = BackgroundTaskManager(host.create(tenant))
         job_id, bg_task = mgr.submit('flaky', fail_first, max_retries=2, marker=marker)
         return Div(job_id), bg_task
 
     @app.post('/redirect/{tenant}')
     def redirect(tenant: str):
-        job_id, bg_task = BackgroundTaskManager(host.url(tenant)).submit('noop', noop, i=7)
+        job_id, bg_task = BackgroundTaskManager(host.create(tenant)).submit('noop', noop, i=7)
         return with_task(Redirect(f'/job/{tenant}/{job_id}'), bg_task)
 
     @app.post('/json/{tenant}')
     def as_json(tenant: str):
-        job_id, bg_task = BackgroundTaskManager(host.url(tenant)).submit('noop', noop, i=8)
+        job_id, bg_task = BackgroundTaskManager(host.create(tenant)).submit('noop', noop, i=8)
         return with_task(JSONResponse({'job_id': job_id}), bg_task)
 
     @app.post('/shared')
