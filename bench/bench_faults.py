@@ -77,7 +77,7 @@ def child_files(d):
     host = SqliteHost(d)
     out = dict(fds_start=n_fds())
     async def main():
-        async with Scheduler(host, poll=0.5).running():
+        async with Scheduler(host, poll=0.5, task_modules=['bench_faults']).running():
             out['fds_after_startup_scan'] = n_fds()
             peak = Peak(n_fds)
             mgrs = [BackgroundTaskManager(host.url(f"t{k:04d}")) for k in range(0, 1000, 10)]
@@ -108,7 +108,7 @@ def child_wal(d):
     out = dict(insert_s=time.time() - t0)
     async def main():
         t1 = time.time()
-        async with Scheduler(host, poll=0.5).running():
+        async with Scheduler(host, poll=0.5, task_modules=['bench_faults']).running():
             end = time.time() + 120
             while time.time() < end and await asyncio.to_thread(m.count_jobs, None, 'completed') < 10_000:
                 await asyncio.sleep(0.2)
@@ -131,7 +131,7 @@ def child_threads(d):
     m = BackgroundTaskManager(host.create('acme'), run_here=False)
     out = {}
     async def main():
-        async with Scheduler(host, concurrency=8, poll=0.5).running():
+        async with Scheduler(host, concurrency=8, poll=0.5, task_modules=['bench_faults']).running():
             await asyncio.sleep(0.5)
             out['threads_before'] = n_threads()
             peak = Peak(n_threads)

@@ -115,7 +115,7 @@ def child_recover(a):
     from fh_saas.db_host import SqliteHost
     from fh_saas.scheduler import Scheduler
     host = SqliteHost(a.dir)
-    sched = Scheduler(host, concurrency=a.concurrency)
+    sched = Scheduler(host, concurrency=a.concurrency, task_modules=['bench_scheduler'])   # the crashed process's tasks
     done, first, last, all_done = [0], [None], [None], None
     orig_run = sched._run
 
