@@ -161,7 +161,7 @@ def run_tests(copy:Path, tests:list, env:dict, timeout:float=180) -> tuple[int, 
         p = subprocess.run([sys.executable, '-m', 'pytest', '-x', '-q', '-p', 'no:cacheprovider',
                             *tests], cwd=copy, env=env, capture_output=True, text=True, timeout=timeout)
         code, out = p.returncode, p.stdout + p.stderr
-    except subprocess.TimeoutExpired as e: code, out = -9, f"timed out after {timeout} s"
+    except subprocess.TimeoutExpired: code, out = -9, f"timed out after {timeout} s"
     return code, time.monotonic() - t0, out
 
 def main():

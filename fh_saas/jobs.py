@@ -6,7 +6,7 @@ Docs: https://fh-saas.github.io/fh-saas/jobs.html.md"""
 
 # %% ../nbs/01_jobs.ipynb #5f0a1c04
 from __future__ import annotations
-import os, re, socket, random, logging, importlib, functools
+import os, socket, random, logging, importlib, functools
 from typing import Callable
 from .db_host import gen_id
 

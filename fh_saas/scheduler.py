@@ -12,8 +12,8 @@ from fastcore.basics import patch
 from typing import Any, Callable
 import anyio
 from .db_host import mask_url
-from .jobs import TaskRegistry, retry_delay, worker_id, pid_gone, log
-from .store import JobStore, LeaseExpired, store_for, forget, is_busy
+from .jobs import TaskRegistry, retry_delay, pid_gone, log
+from .store import JobStore, LeaseExpired, store_for, forget
 from .runner import Runner, JobThreads, in_io
 _all_ = ['pid_gone', 'LeaseExpired']
 

@@ -15,7 +15,7 @@ from typing import Any, Callable
 from urllib.parse import quote, unquote
 from fastcore.basics import patch
 from .db_host import timestamp, gen_id, mask_url
-from .jobs import SCHEMA, COLUMNS, MIGRATIONS, FINISHED, retry_delay, log
+from .jobs import SCHEMA, COLUMNS, MIGRATIONS, FINISHED, retry_delay
 
 # %% auto #0
 __all__ = ['MAX_IDLE', 'WAL_LIMIT', 'CHECK_WAL_EVERY', 'is_busy', 'JobStore', 'backend', 'store_for', 'forget', 'LeaseExpired']

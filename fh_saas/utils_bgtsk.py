@@ -8,7 +8,6 @@ Docs: https://fh-saas.github.io/fh-saas/utils_bgtsk.html.md"""
 from __future__ import annotations
 import os, json, math, time, inspect
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Any, Callable
 import anyio
 from fastcore.basics import patch
@@ -19,7 +18,7 @@ from .jobs import (log, STATUSES, FINISHED, NoRetry, RetryAfter, JobCancelled, J
                           UndeclaredTask, _submitted)
 from .store import JobStore, store_for, MAX_IDLE
 from .runner import (JobContext, current_job, LeaseKeeper, leases, Outcome, JobThreads, Runner, in_io, is_async_task,
-                            call_sync, call_async, classify, describe, default_threads)
+                            call_sync, call_async, classify)
 _all_ = ['log', 'STATUSES', 'FINISHED', 'NoRetry', 'RetryAfter', 'JobCancelled', 'JobTimeout', 'JobNotFound', 'UndeclaredTask', 'retry_delay',
          'TaskRegistry', 'registry', 'task', 'func_path', 'resolve', 'SCHEMA', 'COLUMNS', 'worker_id', 'pid_gone', 'JobStore',
          'store_for', 'MAX_IDLE', 'JobContext', 'current_job', 'LeaseKeeper', 'leases', 'Outcome', 'JobThreads', 'Runner',

@@ -33,6 +33,12 @@ def wait_for(pred, timeout:float=30.0, every:float=0.05, msg:str='condition'):
         time.sleep(every)
     raise TimeoutError(f"{msg} not reached in {timeout} s")
 
+class Clock:
+    "A clock that the backoff sleep moves forward (`clock=clk, sleep=clk.sleep`): retries take no real time."
+    def __init__(self): self.t, self.slept = time.time(), []
+    def __call__(self): return self.t
+    async def sleep(self, s): self.slept.append(s); self.t += s
+
 class Server:
     "A uvicorn process serving `app_spec` (module:factory) on 127.0.0.1, with its env."
     def __init__(self, app_spec:str, env:dict|None=None, log:Path|None=None):

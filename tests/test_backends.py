@@ -4,17 +4,13 @@ import anyio, pytest
 from concurrent.futures import ThreadPoolExecutor
 from fh_saas.utils_bgtsk import BackgroundTaskManager, JobNotFound, NoRetry, retry_delay
 from fh_saas.scheduler import Scheduler
+from conftest import Clock
 
 def add(a, b): return a + b
 def zero(): return 0
 async def aadd(a, b): await anyio.sleep(0); return a + b
 def always_fails(): raise ConnectionError('down')
 def never_retry(): raise NoRetry('bad input')
-
-class Clock:
-    def __init__(self): self.t, self.slept = time.time(), []
-    def __call__(self): return self.t
-    async def sleep(self, s): self.slept.append(s); self.t += s
 
 def test_runs_sync_and_async_and_keeps_falsy_results(host):
     m = BackgroundTaskManager(host.create('acme'))

@@ -4,16 +4,16 @@ Each test here is the killer of one or more named breakages in `.ci/mutants.py`:
 breakage to a copy of the package and runs the tests it names, which must fail. So each test is fast (a second or
 two) and asserts the one behaviour its guard exists for.
 """
-import json, logging, os, signal, subprocess, sys, threading, time
+import logging, os, subprocess, sys, threading, time
 from pathlib import Path
 import anyio, pytest
-from conftest import ROOT, wait_for
+from conftest import ROOT, Clock
 from fh_saas.db_host import gen_id, timestamp
 from fh_saas.jobs import retry_delay, worker_id, pid_gone
 from fh_saas.scheduler import Scheduler
 from fh_saas.store import JobStore, WAL_LIMIT
-from fh_saas.runner import Runner, JobThreads, leases
-from fh_saas.utils_bgtsk import BackgroundTaskManager, TenantJob, current_job, log
+from fh_saas.runner import Runner, JobThreads
+from fh_saas.utils_bgtsk import BackgroundTaskManager, current_job
 
 def add(a, b): return a + b
 def fails(): raise ConnectionError('down')
@@ -22,12 +22,6 @@ async def cancels_itself(): raise anyio.get_cancelled_exc_class()()
 async def waits_long():
     for _ in range(300): await anyio.sleep(0.01)
     return 'finished'
-
-class Clock:
-    "A clock that the backoff sleep moves forward: retries take no real time."
-    def __init__(self): self.t, self.slept = time.time(), []
-    def __call__(self): return self.t
-    async def sleep(self, s): self.slept.append(s); self.t += s
 
 def row(store, **kw):
     "A pending job row written straight into `store`, due now."

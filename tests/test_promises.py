@@ -1,7 +1,7 @@
 """Promises the docs make that no other test held to: each on SQLite and PostgreSQL where it applies."""
 import os, signal, subprocess, sys, time
 from collections import Counter
-import anyio, httpx, pytest
+import anyio, httpx
 from conftest import ROOT, Server, free_port, wait_port, wait_for
 from fh_saas.db_host import SqliteHost
 from fh_saas.scheduler import Scheduler
@@ -94,4 +94,3 @@ def test_two_uvicorn_workers_on_one_set_of_sqlite_files(tmp_path):
         except subprocess.TimeoutExpired: p.kill(); p.wait()
     runs = Counter((tmp_path/'exec.log').read_text().split())
     assert set(runs) == set(ids) and set(runs.values()) == {1}
-    print(f"\ntwo uvicorn workers: 400 jobs, each once")
