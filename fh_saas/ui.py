@@ -37,6 +37,9 @@ table.jobs td { vertical-align: middle; }
 .job-actions { display: flex; gap: .5rem; margin: 1rem 0; }
 .job-actions form { margin: 0; }
 .job-errors pre { max-height: 18rem; overflow: auto; font-size: .8em; }
+[data-status=failed] progress, [data-status=cancelled] progress { filter: grayscale(1); opacity: .6; }
+.jobs-scroll { overflow-x: auto; }
+.job-detail hgroup code, .job-status small, .job-times td, .job-errors summary { overflow-wrap: anywhere; }
 """
 
 # %% ../nbs/06_ui.ipynb #u2help
@@ -66,9 +69,11 @@ def _took(start:str|None, end:str|None) -> str:
 
 def _badge(status:str): return Span(status, cls=f"job-badge {status}")
 
-def _live(url:str|None, every:float, on:bool) -> dict:
-    "HTMX attributes that replace the element with what `url` renders every `every` s; none when `on` is false."
-    return dict(hx_get=url, hx_trigger=f"every {every:g}s", hx_swap='outerHTML') if url and on else {}
+def _live(url:str|None, every:float, on:bool, select:str|None=None) -> dict:
+    "HTMX attributes: every `every` s, replace the element with what `url` renders (its `select` part); none if not `on`."
+    if not (url and on): return {}
+    return dict(hx_get=url, hx_trigger=f"every {every:g}s", hx_swap='outerHTML',
+                **({'hx_select': select} if select else {}))
 
 # %% ../nbs/06_ui.ipynb #u3fn
 def _note(job:TenantJob) -> str:
@@ -80,20 +85,49 @@ def _note(job:TenantJob) -> str:
     if job.status == 'failed': return job.error or ''
     return ''
 
+def _took_text(job:TenantJob) -> str:
+    "How long the attempt that ended a completed or failed job took, naming the attempt when it was not the first."
+    took = _took(job.started_at, job.completed_at) if job.status in ('completed', 'failed') else ''
+    if not took: return ''
+    return f"took {took}" if job.attempt == 1 else f"attempt {job.attempt} took {took}"
+
+def _stopped(job:TenantJob) -> str:
+    "Where a failed or cancelled job's bar stopped, or that it never started."
+    return f"stopped at {_pct(job)}" if job.attempt else 'never started'
+
+def _end(job:TenantJob) -> list:
+    "What an ended job says in place of a progress message: when it ended, how long it took, where it stopped."
+    ended = f"ended {_when(job.completed_at)} UTC" if job.completed_at else 'ended'
+    return [ended, _took_text(job)] + ([] if job.status == 'completed' else [_stopped(job)])
+
 def JobStatus(job:TenantJob, # the job to show
               poll:str|None=None, # URL that renders this component again: polled while the job has not ended
               every:float=1.0, # seconds between polls
              ):
-    "A job's status badge, progress bar and last message; with `poll` it refreshes itself until the job ends."
-    bits = [x for x in (_pct(job), job.progress_msg, _note(job)) if x]
+    "A job's status badge, progress bar and last message (its end state once ended); with `poll` it refreshes itself."
+    live = [_pct(job), job.progress_msg if job.status == 'running' else None]
+    bits = [x for x in (_end(job) if job.finished else live) + [_note(job)] if x]
     return Div(Div(_badge(job.status), Small(' · '.join(bits))), _bar(job),
                id=f"job-{job.id}-status", cls='job-status', data_status=job.status, **_live(poll, every, not job.finished))
 
 # %% ../nbs/06_ui.ipynb #u4fn
+def _attempts(job:TenantJob) -> str:
+    "Attempts the job has had, every round counted; while it may run again, also the most it can reach: `2 of 4`."
+    a, r, m = job.attempt, job.retry_count, job.max_retries
+    if job.finished or not all(isinstance(x, int) for x in (a, r, m)): return str(a)
+    return f"{a} of {max(a - r + m + (job.status == 'pending'), a)}"  # this round: `r` retries made, `m` allowed
+
+def _progress(job:TenantJob) -> str:
+    "The table's progress text: the percentage while the job may run, its end state once it ended."
+    if not job.finished: return _pct(job)
+    return (_took_text(job) or _pct(job)) if job.status == 'completed' else _stopped(job)
+
+_ATTEMPTS_TIP = "attempts so far, manual retries included; '2 of 4' while it may run: at most 4 unless retried by hand"
+
 def _row(job:TenantJob, prefix:str):
     out = f"broken row: {job.broken}" if job.broken else json.dumps(job.result) if job.result is not None else (job.error or '')
     return Tr(Td(A(Code(job.id[:8]), href=f"{prefix}/{job.id}", title=job.id)), Td(job.job_type), Td(_badge(job.status)),
-              Td(_bar(job), Small(_pct(job))), Td(f"{job.retry_count} of {job.max_retries}"), Td(_when(job.created_at)),
+              Td(_bar(job), Small(_progress(job))), Td(_attempts(job)), Td(_when(job.created_at)),
               Td(Small(out if len(out) <= 80 else out[:79] + '…')), id=f"job-{job.id}-row", data_status=job.status)
 
 def JobTable(jobs:list, # `TenantJob`s, newest first
@@ -101,10 +135,12 @@ def JobTable(jobs:list, # `TenantJob`s, newest first
              poll:str|None=None, # URL that renders this table again: polled while a listed job has not ended
              every:float=1.0, # seconds between polls
             ):
-    "A table of jobs: id, type, status, progress, retries, creation time, and result or last error."
-    head = Thead(Tr(*map(Th, ('Job', 'Type', 'Status', 'Progress', 'Retries', 'Created (UTC)', 'Result / last error'))))
+    "A table of jobs: id, type, status, progress, attempts, creation time, result or last error; it scrolls in its own box."
+    head = Thead(Tr(*map(Th, ('Job', 'Type', 'Status', 'Progress')), Th('Attempts', title=_ATTEMPTS_TIP),
+                    *map(Th, ('Created (UTC)', 'Result / last error'))))
     rows = [_row(j, prefix) for j in jobs] or [Tr(Td('No jobs here yet.', colspan='7'))]
-    return Table(head, Tbody(*rows), id='jobs', cls='jobs striped', **_live(poll, every, any(not j.finished for j in jobs)))
+    live = _live(poll, every, any(not j.finished for j in jobs), select='table.jobs')
+    return Div(Table(head, Tbody(*rows), id='jobs', cls='jobs striped', **live), cls='jobs-scroll')
 
 # %% ../nbs/06_ui.ipynb #u5fn
 CSRF_KEY = '_csrf'
@@ -171,14 +207,13 @@ def JobDetail(job:TenantJob, # the job to show
     times = [('Created', _when(job.created_at)), ('Started', _when(job.started_at)), ('Ended', _when(job.completed_at)),
              ('Last attempt took', _took(job.started_at, job.completed_at)),
              ('Next attempt', _when(timestamp(job.run_at)) if job.status == 'pending' and job.run_at else ''),
-             ('Attempts', str(job.attempt)), ('Retries', f"{job.retry_count} of {job.max_retries}"),
-             ('Worker', job.worker or '')]
+             ('Attempts', _attempts(job)), ('Worker', job.worker or '')]
     errs = [Details(Summary(f"Attempt {e.get('attempt', '?')} · {_when(e.get('at'))} · ", Strong(e.get('error', ''))),
                     Pre(Code(e.get('traceback') or '(no traceback)')) if tracebacks else '', open=i == len(job.error_log) - 1)
             for i, e in enumerate(job.error_log)]
     result = Pre(Code(json.dumps(job.result, indent=2))) if job.result is not None else P(Small('none'))
     return Article(Header(Hgroup(H3(job.job_type), P(Code(job.id)))), JobStatus(job), Div(*acts, cls='job-actions'),
-                   H4('Timings (UTC)'), Table(Tbody(*[Tr(Th(k, scope='row'), Td(v)) for k, v in times if v])),
+                   H4('Timings (UTC)'), Table(Tbody(*[Tr(Th(k, scope='row'), Td(v)) for k, v in times if v]), cls='job-times'),
                    H4('Arguments'), Pre(Code(json.dumps(job.payload, indent=2))), H4('Result'), result,
                    H4(f"Errors ({len(errs)})"), Div(*errs, cls='job-errors') if errs else P(Small('none')),
                    id=f"job-{job.id}", cls='job-detail', data_status=job.status, **_live(poll, every, not job.finished))

@@ -72,8 +72,8 @@ def demo(server_factory): return server_factory('apps.ui_app:create_app')
 def browse(chromium, demo, cdn):
     "`browse()` opens a new browser session (a new user) on the demo; each fails the test on a JS error."
     made = []
-    def new():
-        ctx = chromium.new_context(base_url=demo.url, viewport={'width': 1280, 'height': 900})
+    def new(viewport:dict|None=None):
+        ctx = chromium.new_context(base_url=demo.url, viewport=viewport or {'width': 1280, 'height': 900})
         off = Offline(demo.url, cdn)
         ctx.route('**/*', off)
         page = ctx.new_page()
@@ -112,6 +112,18 @@ def submit(page, rows=100, seconds=1.0, fail_rate=0.0, retries=0) -> str:
 def card(page): return page.locator('.job-detail')
 def bar(page): return page.locator('.job-detail .job-status progress')
 def timing(page, name): return page.locator(f'.job-detail tr:has(th:text-is("{name}")) td').inner_text()
+def status_text(page): return page.locator('.job-detail .job-status').inner_text()
+
+def cell(page, job_id:str, column:str) -> str:
+    "The text of job `job_id`'s cell in the column headed `column` of the table on the page."
+    heads = page.locator('table.jobs thead th').all_inner_texts()
+    assert column in heads, f'no column {column!r} in the table: {heads}'
+    return page.locator(f'#job-{job_id}-row td').nth(heads.index(column)).inner_text()
+
+PHONE = {'width': 390, 'height': 844}
+def sideways(page) -> tuple[int, int]:
+    "How wide the page is and how wide the window: the page scrolls sideways when the first is larger."
+    return tuple(page.evaluate('[document.documentElement.scrollWidth, window.innerWidth]'))
 
 # ------------------------------------------------------------------ tests
 def test_progress_bar_fills_to_100_and_the_page_stops_polling(browse):
@@ -138,7 +150,8 @@ def test_progress_bar_fills_to_100_and_the_page_stops_polling(browse):
     assert any(0 < v < 1 for v in seen), f'the bar never showed the job part-way: {seen}'
     assert seen == sorted(seen), f'the bar went backwards: {seen}'
     expect(bar(page)).to_have_attribute('value', '1.000')
-    expect(page.locator('.job-detail .job-status')).to_contain_text('100 %')
+    expect(page.locator('.job-detail .job-status')).to_contain_text(re.compile(r'ended .* UTC · took \d'))
+    expect(page.locator('.job-detail .job-status')).not_to_contain_text('rows')   # the last progress message is gone
     expect(page.locator('.job-detail pre').nth(1)).to_contain_text('"imported": 200')
     assert page.evaluate('window.notReloaded'), 'the page was reloaded instead of updated in place'
     # finished: the card came back without its trigger, and no more polls go out
@@ -162,7 +175,7 @@ def test_a_failing_job_shows_every_attempt_and_retry_runs_it_again(browse):
     assert all('ConnectionError: the contacts API dropped the connection' in s for s in summaries), summaries
     expect(page.locator('.job-errors details[open] pre')).to_contain_text('Traceback (most recent call last)')
     expect(page.locator('.job-errors details[open] pre')).to_be_visible()
-    assert (timing(page, 'Retries'), timing(page, 'Attempts')) == ('1 of 1', '2')
+    assert timing(page, 'Attempts') == '2'
     expect(page.locator('.job-detail .job-status')).to_contain_text('ConnectionError')
     expect(page.locator('button', has_text='Cancel')).to_have_count(0)
     shoot(page, 'job_failed', full_page=True)
@@ -189,7 +202,7 @@ def test_cancel_a_running_job_then_retry_it(browse):
     page.click('button:has-text("Retry")')
     page.wait_for_url(JOB_PAGE)
     expect(card(page)).to_have_attribute('data-status', 'running', timeout=WAIT)
-    assert timing(page, 'Attempts') == '2'
+    assert timing(page, 'Attempts') == '2 of 2'        # no automatic retries: this round allows one attempt
     page.click('button:has-text("Cancel")')
     expect(card(page)).to_have_attribute('data-status', 'cancelled', timeout=WAIT)
 
@@ -287,3 +300,94 @@ def test_the_list_filters_pages_and_refuses_bad_filters(browse):
     page.click('button:has-text("Cancel")')
     expect(card(page)).to_have_attribute('data-status', 'cancelled', timeout=WAIT)
     assert {done, bad, stopped, running} <= set(re.findall(r'[0-9a-f]{32}', page.goto('/jobs').text()))
+
+def test_an_ended_job_shows_its_end_state_not_its_last_progress_message(browse):
+    page = browse()
+    # running: the bar and the task's last message
+    done = submit(page, rows=100, seconds=3)
+    expect(page.locator('.job-detail .job-status')).to_contain_text(' of 100 rows', timeout=WAIT)
+    expect(card(page)).to_have_attribute('data-status', 'completed', timeout=WAIT)
+    text = status_text(page)
+    assert 'rows' not in text, f'a completed job shows its last progress message: {text!r}'
+    assert re.search(r'ended \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC', text) and re.search(r'took \d', text), text
+    expect(bar(page)).to_have_attribute('value', '1.000')
+    # failed half-way: it says it ended, where it stopped, and why
+    failed = submit(page, rows=100, seconds=2, fail_rate=1, retries=0)
+    expect(card(page)).to_have_attribute('data-status', 'failed', timeout=WAIT)
+    text = status_text(page)
+    assert 'rows' not in text and 'ended' in text and 'ConnectionError' in text, text
+    assert re.search(r'stopped at \d+ %', text), text
+    # cancelled while running
+    cancelled = submit(page, rows=100, seconds=60)
+    expect(page.locator('.job-detail .job-status')).to_contain_text(' of 100 rows', timeout=WAIT)
+    page.click('button:has-text("Cancel")')
+    expect(card(page)).to_have_attribute('data-status', 'cancelled', timeout=WAIT)
+    text = status_text(page)
+    assert 'rows' not in text and 'ended' in text and re.search(r'stopped at \d+ %', text), text
+    # the same end states in the table, and in the status fragment an app embeds
+    page.goto('/jobs')
+    assert re.fullmatch(r'took \d+\.\d s', cell(page, done, 'Progress')), cell(page, done, 'Progress')
+    for j in (failed, cancelled):
+        assert re.fullmatch(r'stopped at \d+ %', cell(page, j, 'Progress')), (j, cell(page, j, 'Progress'))
+    page.goto(f'/jobs/{done}/status')
+    assert 'rows' not in page.locator('body').inner_text() and 'ended' in page.locator('body').inner_text()
+
+def test_after_a_manual_retry_the_table_still_counts_every_attempt(browse):
+    page = browse()
+    job = submit(page, rows=100, seconds=3)                # no automatic retries
+    expect(card(page)).to_have_attribute('data-status', 'running', timeout=WAIT)
+    page.click('button:has-text("Cancel")')
+    expect(card(page)).to_have_attribute('data-status', 'cancelled', timeout=WAIT)
+    page.goto('/jobs')
+    assert cell(page, job, 'Attempts') == '1'
+    page.goto(f'/jobs/{job}')
+    page.click('button:has-text("Retry")')
+    page.wait_for_url(JOB_PAGE)
+    expect(card(page)).to_have_attribute('data-status', 'running', timeout=WAIT)
+    assert timing(page, 'Attempts') == '2 of 2'            # the second attempt, and this round allows no more
+    page.goto('/jobs')
+    assert cell(page, job, 'Attempts') == '2 of 2'
+    page.goto(f'/jobs/{job}')
+    expect(card(page)).to_have_attribute('data-status', 'completed', timeout=WAIT)
+    assert timing(page, 'Attempts') == '2'
+    page.goto('/jobs')
+    assert cell(page, job, 'Attempts') == '2', page.locator(f'#job-{job}-row').inner_text()
+    assert '0 of 0' not in page.locator('table.jobs').inner_text()
+
+def test_on_a_phone_no_dashboard_page_scrolls_sideways(browse):
+    page = browse(viewport=PHONE)
+    ok = submit(page, rows=100, seconds=0.3)
+    expect(card(page)).to_have_attribute('data-status', 'completed', timeout=WAIT)
+    bad = submit(page, rows=100, seconds=0.3, fail_rate=1, retries=1)
+    expect(card(page)).to_have_attribute('data-status', 'failed', timeout=WAIT)
+    running = submit(page, rows=1000, seconds=60)
+    expect(card(page)).to_have_attribute('data-status', 'running', timeout=WAIT)
+    wide = {}
+    for path in ('/', '/jobs', f'/jobs/{ok}', f'/jobs/{bad}', f'/jobs/{running}', '/jobs?status=bogus'):
+        page.goto(path)
+        page.wait_for_load_state('networkidle')
+        if (w := sideways(page))[0] > w[1]: wide[path] = w
+        shoot(page, 'phone' + re.sub(r'[^a-z]+', '_', path.replace(ok, 'completed').replace(bad, 'failed')
+                                      .replace(running, 'running')).rstrip('_'), full_page=True)
+    assert not wide, f'pages wider than the 390 px window (page width, window width): {wide}'
+    # the table scrolls inside its own box, which stays put while the table refreshes itself
+    page.goto('/jobs')
+    box = page.locator('table.jobs').locator('xpath=..')
+    assert box.evaluate('b => getComputedStyle(b).overflowX') in ('auto', 'scroll')
+    assert box.evaluate('b => b.scrollWidth > b.clientWidth'), 'the table fits: nothing to scroll'
+    assert page.locator('table.jobs').get_attribute('hx-trigger') == 'every 1s'
+    left = box.evaluate('b => { b.scrollLeft = b.scrollWidth; b.querySelector("table").dataset.old = "1"; return b.scrollLeft }')
+    assert left > 0
+    page.wait_for_function('() => !document.querySelector("table.jobs").dataset.old', timeout=WAIT)  # a refresh came
+    expect(page.locator('table.jobs')).to_have_count(1)
+    expect(page.locator('.jobs-scroll .jobs-scroll')).to_have_count(0)      # the box was not nested in itself
+    assert box.evaluate('b => b.scrollLeft') == left, 'the refresh scrolled the table back'
+    assert sideways(page)[0] <= PHONE['width']
+    # a traceback scrolls inside its block
+    page.goto(f'/jobs/{bad}')
+    pre = page.locator('.job-errors details[open] pre')
+    assert pre.evaluate('p => getComputedStyle(p).overflowX') in ('auto', 'scroll')
+    assert pre.evaluate('p => p.getBoundingClientRect().right') <= PHONE['width']
+    page.goto(f'/jobs/{running}')
+    page.click('button:has-text("Cancel")')
+    expect(card(page)).to_have_attribute('data-status', 'cancelled', timeout=WAIT)
