@@ -20,8 +20,8 @@ def readme() -> str:
             if any(l.strip() in ('#| hide', '#|hide') for l in src.splitlines()) or not lines: continue
             parts.append('```python\n' + '\n'.join(lines) + '\n```')
     text = '\n\n'.join(parts) + '\n'
-    # links between notebooks point into nbs/ from the repository root
-    return re.sub(r'\]\((\d\d[a-z]?_[\w-]+\.ipynb)', r'](nbs/\1', text)
+    # links between notebooks and to their images point into nbs/ from the repository root
+    return re.sub(r'\]\((\d\d[a-z]?_[\w-]+\.ipynb|images/)', r'](nbs/\1', text)
 
 if __name__ == '__main__':
     want, path = readme(), ROOT/'README.md'

@@ -74,3 +74,20 @@ def cdn_file(url:str, **kw) -> Path|None:
     version = PINS.get((pkg, version), version)
     if not _re_exact.fullmatch(version): raise NpmError(f'{url}: add a pin for ({pkg!r}, {version!r}) to PINS in {__file__}')
     return npm_file(pkg, version, path, **kw)
+
+def npm_tree(pkg:str, version:str, prefix:str, dest:Path, cache:Path=CACHE, timeout:float=180) -> list[Path]:
+    "Copy the files of npm package `pkg@version` whose path starts with `prefix` into `dest`, less their first folder."
+    if not _re_pkg.fullmatch(pkg) or not _re_exact.fullmatch(version): raise ValueError(f'bad package {pkg}@{version}')
+    d = cache/pkg.replace('/', '+')/version
+    out = []
+    with _lock, tarfile.open(_tarball(pkg, version, d, timeout)) as tf:
+        for m in tf.getmembers():
+            rel = m.name.split('/', 1)[-1]                      # tarballs hold package/<path>
+            if not m.isfile() or not rel.startswith(prefix) or '..' in Path(rel).parts: continue
+            parts = Path(rel).parts
+            target = dest.joinpath(*(parts[1:] if len(parts) > 1 else parts))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(tf.extractfile(m).read())
+            out.append(target)
+    if not out: raise NpmError(f'{pkg}@{version} has no file under {prefix}')
+    return out

@@ -58,7 +58,7 @@ class TenantHost:
            tenant_id:str, # the tenant id (checked)
            create:bool=True, # create the database if it is missing
           ):
-        "A new fastsql `Database` for `tenant_id` (one connection: use it from one thread)."
+        "A new fastsql `Database` for the app's own tables of `tenant_id`: each call opens a connection (close it)."
         from fastsql import Database
         if create: self.create(tenant_id)
         elif not self.exists(tenant_id): raise LookupError(f"no database for tenant {tenant_id!r}")

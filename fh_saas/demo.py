@@ -33,6 +33,7 @@ def import_contacts(rows:int=100, # rows to import
     return dict(imported=rows)
 
 # %% ../nbs/08_demo.ipynb #b6a1d859
+#: the demo's tenants
 TENANTS = ('acme', 'globex')
 
 def _num(v, lo, hi, default):

@@ -16,10 +16,13 @@ __all__ = ['log', 'STATUSES', 'FINISHED', 'registry', 'task', 'SCHEMA', 'COLUMNS
            'declared', 'resolve', 'worker_id', 'pid_gone']
 
 # %% ../nbs/01_jobs.ipynb #5f0a1c07
+#: the `fh_saas.jobs` logger: failed attempts, tenants in trouble, errors outside tasks
 log = logging.getLogger('fh_saas.jobs')
 
 # %% ../nbs/01_jobs.ipynb #5f0a1c09
+#: every status a job can have, in life-cycle order
 STATUSES = ('pending', 'running', 'completed', 'failed', 'cancelled')
+#: the statuses a job ends in: nothing runs it again unless retried by hand
 FINISHED = ('completed', 'failed', 'cancelled')
 
 # %% ../nbs/01_jobs.ipynb #5f0a1c11
@@ -76,7 +79,9 @@ class TaskRegistry(dict):
         self[nm] = fn
         return fn
 
+#: the default task registry: where `@task` registers and managers look tasks up
 registry = TaskRegistry()
+#: the decorator that names a task in the default `registry`: `@task` or `@task(name='sync')`
 task = registry.register
 
 # %% ../nbs/01_jobs.ipynb #5f0a1c19
@@ -118,6 +123,7 @@ def resolve(job_type:str, # the job's type
     return obj
 
 # %% ../nbs/01_jobs.ipynb #5f0a1c22
+#: the `tenant_jobs` table and its indexes, as SQLite DDL (PostgreSQL's is in `fh_saas.pg`)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tenant_jobs (
   id TEXT PRIMARY KEY,
@@ -149,9 +155,11 @@ CREATE INDEX IF NOT EXISTS tenant_jobs_created ON tenant_jobs (created_at);
 CREATE INDEX IF NOT EXISTS tenant_jobs_status_created ON tenant_jobs (status, created_at);
 CREATE INDEX IF NOT EXISTS tenant_jobs_type_created ON tenant_jobs (job_type, created_at);
 """
+#: the columns of `tenant_jobs`, in table order
 COLUMNS = ('id', 'job_type', 'status', 'payload', 'result', 'error_log', 'retry_count', 'max_retries', 'created_at',
            'started_at', 'completed_at', 'attempt', 'run_at', 'lease_until', 'worker', 'func_path', 'timeout',
            'idem_key', 'cancel_requested', 'progress', 'progress_msg', 'updated_at', 'claim_id')
+#: columns added since the first release: column name to the `ALTER TABLE` that adds it
 MIGRATIONS = {'claim_id': 'ALTER TABLE tenant_jobs ADD COLUMN claim_id TEXT'}
 
 # %% ../nbs/01_jobs.ipynb #5f0a1c24

@@ -48,6 +48,7 @@ def tenant_schema(tenant_id:str, # the tenant id (checked)
     return s
 
 # %% ../nbs/07_pg.ipynb #77ae3ccb
+#: the `LISTEN`/`NOTIFY` channel that wakes workers when a job is due
 CHANNEL = 'fh_saas_jobs'
 _pools, _listeners, _plock = {}, {}, threading.Lock()
 

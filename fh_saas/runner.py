@@ -247,6 +247,7 @@ class LeaseKeeper:
                 for c in cs:
                     if ok and (c.id, c.attempt) in asked: c.ask_cancel()
 
+#: the process's lease keeper: renews every running attempt's lease, watches for cancels
 leases = LeaseKeeper()
 
 # %% ../nbs/03_runner.ipynb #7b0c3d15
@@ -334,9 +335,9 @@ def settle(out:Outcome, # what the task did
     if ctx.stopping and not ctx.cancel_requested: return Outcome('released')
     return out
 
-MAX_RESULT = 256 * 1024  # bytes of JSON kept of a task's result
-MAX_DELAY = 366 * 86400.0  # the longest wait before a retry (a `RetryAfter` or a policy asking more fails the job)
-MAX_ERRORS = 10  # error log entries kept: the first 2 and the last ones, with a note of how many were left out
+MAX_RESULT = 256 * 1024  #: bytes of JSON kept of a task's result
+MAX_DELAY = 366 * 86400.0  #: the longest wait before a retry (a `RetryAfter` or a policy asking more fails the job)
+MAX_ERRORS = 10  #: error log entries kept: the first 2 and the last ones, with a note of how many were left out
 
 def _jsonable(result) -> tuple[str, str|None]:
     "JSON text of `result`, and a note if it had to be stored as its `repr` instead, or cut."

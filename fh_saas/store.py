@@ -37,9 +37,10 @@ def is_busy(e:BaseException, # an exception from a database call
     "Whether `e` says the database was locked by another writer (try again later), not broken."
     return isinstance(e, sqlite3.OperationalError) and ('locked' in str(e) or 'busy' in str(e))
 
+#: idle connections kept open across all tenant files (env `FH_SAAS_IDLE_CONNECTIONS`)
 MAX_IDLE = int(os.environ.get('FH_SAAS_IDLE_CONNECTIONS', '64'))
-WAL_LIMIT = 4 * 1024 * 1024  # bytes of write-ahead log past which a checkpoint starts it over, and it is cut back to
-CHECK_WAL_EVERY = 64         # statements between looks at the log's size
+WAL_LIMIT = 4 * 1024 * 1024  #: bytes of write-ahead log past which a checkpoint restarts the log and truncates its file
+CHECK_WAL_EVERY = 64         #: statements between looks at the log's size
 _idle_lru, _idle_lock = OrderedDict(), threading.Lock()  # every idle connection of the process, least recently used first
 _bg = ThreadPoolExecutor(1, thread_name_prefix='fh-saas-checkpoint')
 

@@ -23,6 +23,7 @@ __all__ = ['JOBS_CSS', 'CSRF_KEY', 'CSRF_FIELD', 'CSRF_HEADER', 'JobStatus', 'Jo
            'csrf_problem', 'csrf_beforeware', 'JobDetail', 'JobsDashboard', 'mount_jobs']
 
 # %% ../nbs/06_ui.ipynb #u2css
+#: the style of the job components: add it to the page's headers (`mount_jobs` does)
 JOBS_CSS = """
 .job-badge { display: inline-block; padding: .05rem .6rem; border-radius: 1rem; font-size: .8em; font-weight: 600;
              white-space: nowrap; background: #eef1f4; color: #3b4452; }
@@ -143,8 +144,11 @@ def JobTable(jobs:list, # `TenantJob`s, newest first
     return Div(Table(head, Tbody(*rows), id='jobs', cls='jobs striped', **live), cls='jobs-scroll')
 
 # %% ../nbs/06_ui.ipynb #u5fn
+#: the session key holding the CSRF token
 CSRF_KEY = '_csrf'
+#: the form field that carries the CSRF token
 CSRF_FIELD = 'csrf_token'
+#: the header that carries the CSRF token (HTMX requests)
 CSRF_HEADER = 'X-CSRF-Token'
 
 def csrf_token(sess:dict, # the request's session (`sess` in a FastHTML route)

@@ -32,6 +32,7 @@ __all__ = ['OVERDUE_AFTER', 'MAX_PAYLOAD', 'MAX_WAIT', 'TenantJob', 'BackgroundT
            'Outcome', 'JobThreads', 'Runner', 'in_io', 'is_async_task', 'call_sync', 'call_async', 'classify']
 
 # %% ../nbs/04_utils_bgtsk.ipynb #11179b46
+#: seconds past due after which a pending job is shown as overdue
 OVERDUE_AFTER = 60.0
 
 @dataclass
@@ -117,6 +118,7 @@ def _clean(s:str) -> str:
     return s.encode('utf-8', 'replace').decode('utf-8').replace('\x00', '') if isinstance(s, str) else s
 
 # %% ../nbs/04_utils_bgtsk.ipynb #63b4c39b
+#: the default cap on a job's JSON payload, in bytes
 MAX_PAYLOAD = 256 * 1024
 
 class BackgroundTaskManager:
@@ -172,7 +174,7 @@ def submit(self:BackgroundTaskManager,
     return self.enqueue(job_type, task_func, task_kwargs, max_retries=max_retries)
 
 # %% ../nbs/04_utils_bgtsk.ipynb #4aef25bb
-MAX_WAIT = 366 * 86400.0  # the longest delay, wait after now, or timeout accepted: a year
+MAX_WAIT = 366 * 86400.0  #: the longest delay, wait after now, or timeout accepted: a year
 
 def _check_num(name, v, allow_none=True, most=MAX_WAIT):
     if v is None and allow_none: return v
