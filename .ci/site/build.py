@@ -144,7 +144,8 @@ def directive(full:str, obj, parent, documented:set[str]) -> str:
     if isinstance(obj, type):
         members = class_members(obj, full, documented)
         opts = f'\n   :members: {", ".join(members)}' if members else ''
-        return f'.. autoclass:: {full}{opts}'
+        bases = [b for b in obj.__bases__ if b is not object]
+        return f'.. autoclass:: {full}{opts}' + ('\n   :show-inheritance:' if bases else '')
     if isinstance(parent, type):
         static = inspect.getattr_static(parent, last)
         if isinstance(static, property): return f'.. autoproperty:: {full}'
@@ -154,17 +155,13 @@ def directive(full:str, obj, parent, documented:set[str]) -> str:
     return f'.. autodata:: {full}' + ('' if short else '\n   :no-value:')   # a logger, a registry, SQL: no repr
 
 def class_members(cls, full:str, documented:set[str]) -> list[str]:
-    "Public methods and properties of `cls` (and its bases in this package) without an entry of their own."
+    "Public methods and properties `cls` defines itself, less those with an entry of their own (`@patch`ed ones)."
     import inspect
     out = []
-    for klass in cls.__mro__:
-        if klass is object or not klass.__module__.startswith('fh_saas'): continue
-        for k, v in vars(klass).items():
-            if k.startswith('_') or k in out or f'{full}.{k}' in documented: continue
-            if isinstance(v, (staticmethod, classmethod)): v = v.__func__
-            if isinstance(v, property) or inspect.isfunction(v):
-                if getattr(v, '__qualname__', '').split('.')[0] == klass.__name__ or isinstance(v, property):
-                    out.append(k)
+    for k, v in vars(cls).items():
+        if k.startswith('_') or f'{full}.{k}' in documented: continue
+        if isinstance(v, (staticmethod, classmethod)): v = v.__func__
+        if isinstance(v, property) or (inspect.isfunction(v) and v.__qualname__.split('.')[0] == cls.__name__): out.append(k)
     return out
 
 def adapt(nb:dict, page:str, pages:dict[str, str], api:dict[str, str]) -> dict:
