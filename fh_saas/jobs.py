@@ -11,8 +11,8 @@ from typing import Callable
 from .db_host import gen_id
 
 # %% auto #0
-__all__ = ['log', 'STATUSES', 'FINISHED', 'registry', 'task', 'SCHEMA', 'COLUMNS', 'MIGRATIONS', 'NoRetry', 'RetryAfter',
-           'JobCancelled', 'JobTimeout', 'JobNotFound', 'UndeclaredTask', 'retry_delay', 'TaskRegistry', 'func_path',
+__all__ = ['log', 'STATUSES', 'FINISHED', 'registry', 'SCHEMA', 'COLUMNS', 'MIGRATIONS', 'NoRetry', 'RetryAfter', 'JobCancelled',
+           'JobTimeout', 'JobNotFound', 'UndeclaredTask', 'retry_delay', 'TaskRegistry', 'task', 'func_path',
            'declared', 'resolve', 'worker_id', 'pid_gone']
 
 # %% ../nbs/01_jobs.ipynb #5f0a1c07
@@ -81,8 +81,13 @@ class TaskRegistry(dict):
 
 #: the default task registry: where `@task` registers and managers look tasks up
 registry = TaskRegistry()
-#: the decorator that names a task in the default `registry`: `@task` or `@task(name='sync')`
-task = registry.register
+
+def task(fn:Callable|None=None, # the task function (omit it to give a `name`: `@task(name='sync')`)
+         *,
+         name:str|None=None, # the name to register under (default: the function's `__name__`)
+        ) -> Callable:
+    "Declare `fn` a task in the default `registry`, under `name`: `@task` or `@task(name='sync')`."
+    return registry.register(fn, name=name)
 
 # %% ../nbs/01_jobs.ipynb #5f0a1c19
 def func_path(fn:Callable, # a task function

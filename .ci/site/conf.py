@@ -37,6 +37,7 @@ python_display_short_literal_types = True
 python_maximum_signature_line_length = 60   # longer signatures put one parameter per line: readable on a phone
 toc_object_entries_show_parents = 'hide'
 viewcode_line_numbers = True
+viewcode_follow_imported_members = False   # a logger's entry links to where it is made here, not to `logging`
 
 html_theme = 'furo'
 html_title = f'fh-saas {release}'
@@ -91,6 +92,9 @@ def find_source(app, modname):
     try: a = ModuleAnalyzer.for_module(modname); tags = dict(a.find_tags())
     except Exception: return None
     for node in ast.parse(a.code).body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):     # module-level data (`registry`, `MAX_PAYLOAD`) too
+            for t in (node.targets if isinstance(node, ast.Assign) else [node.target]):
+                if isinstance(t, ast.Name) and t.id not in tags: tags[t.id] = ('other', node.lineno, node.end_lineno + 1)
         if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) or not node.args.args: continue
         names = [ast.unparse(d.func if isinstance(d, ast.Call) else d) for d in node.decorator_list]
         ann = node.args.args[0].annotation
