@@ -15,7 +15,7 @@ from typing import Any, Callable
 from urllib.parse import quote, unquote
 from fastcore.basics import patch
 from .db_host import timestamp, gen_id, mask_url
-from .jobs import SCHEMA, COLUMNS, MIGRATIONS, FINISHED, retry_delay
+from .jobs import SCHEMA, COLUMNS, MIGRATIONS, STATUSES, FINISHED, retry_delay
 
 # %% auto #0
 __all__ = ['MAX_IDLE', 'WAL_LIMIT', 'CHECK_WAL_EVERY', 'is_busy', 'JobStore', 'backend', 'store_for', 'forget', 'LeaseExpired']
@@ -520,3 +520,19 @@ def overdue(self:JobStore,
            ) -> int:
     "How many pending jobs were due before `before`."
     return self._exec("SELECT COUNT(*) AS n FROM tenant_jobs WHERE status = 'pending' AND run_at < :t", dict(t=before))[0]['n']
+
+# %% ../nbs/02_store.ipynb #st0a7s02
+@patch
+def stats(self:JobStore,
+          now:float, # the current time, epoch seconds
+          window:float=3600.0, # seconds back that "recent" counts look
+         ) -> dict:
+    "`counts` by status, `oldest_due` (epoch s, or `None`), `completed_recent` and `failed_recent` within `window`."
+    rows = self._exec("SELECT status, COUNT(*) AS n, MIN(CASE WHEN status = 'pending' AND run_at <= :now THEN run_at END) AS due, "
+                      "SUM(CASE WHEN completed_at >= :since THEN 1 ELSE 0 END) AS recent "
+                      "FROM tenant_jobs GROUP BY status", dict(now=now, since=timestamp(now - window)))
+    by = {r['status']: r for r in rows}
+    due = [r['due'] for r in rows if r['due'] is not None]
+    return dict(counts={s: by[s]['n'] if s in by else 0 for s in STATUSES}, oldest_due=min(due) if due else None,
+                completed_recent=int(by['completed']['recent'] or 0) if 'completed' in by else 0,
+                failed_recent=int(by['failed']['recent'] or 0) if 'failed' in by else 0)
