@@ -11,9 +11,9 @@ from typing import Callable
 from .db_host import gen_id
 
 # %% auto #0
-__all__ = ['log', 'STATUSES', 'FINISHED', 'registry', 'SCHEMA', 'COLUMNS', 'MIGRATIONS', 'NoRetry', 'RetryAfter', 'JobCancelled',
-           'JobTimeout', 'JobNotFound', 'UndeclaredTask', 'retry_delay', 'TaskRegistry', 'task', 'func_path',
-           'declared', 'resolve', 'worker_id', 'pid_gone']
+__all__ = ['log', 'STATUSES', 'FINISHED', 'registry', 'SCHEMA', 'COLUMNS', 'MIGRATIONS', 'INDEXES', 'NoRetry', 'RetryAfter',
+           'JobCancelled', 'JobTimeout', 'JobNotFound', 'UndeclaredTask', 'retry_delay', 'TaskRegistry', 'task',
+           'func_path', 'declared', 'resolve', 'worker_id', 'pid_gone']
 
 # %% ../nbs/01_jobs.ipynb #5f0a1c07
 #: the `fh_saas.jobs` logger: failed attempts, tenants in trouble, errors outside tasks
@@ -128,7 +128,7 @@ def resolve(job_type:str, # the job's type
     return obj
 
 # %% ../nbs/01_jobs.ipynb #5f0a1c22
-#: the `tenant_jobs` table and its indexes, as SQLite DDL (PostgreSQL's is in `fh_saas.pg`)
+#: the `tenant_jobs` table and its first indexes, in the SQL that SQLite and PostgreSQL share
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tenant_jobs (
   id TEXT PRIMARY KEY,
@@ -153,7 +153,8 @@ CREATE TABLE IF NOT EXISTS tenant_jobs (
   progress DOUBLE PRECISION,
   progress_msg TEXT,
   updated_at TEXT NOT NULL,
-  claim_id TEXT
+  claim_id TEXT,
+  priority INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS tenant_jobs_due ON tenant_jobs (status, run_at);
 CREATE INDEX IF NOT EXISTS tenant_jobs_created ON tenant_jobs (created_at);
@@ -163,9 +164,12 @@ CREATE INDEX IF NOT EXISTS tenant_jobs_type_created ON tenant_jobs (job_type, cr
 #: the columns of `tenant_jobs`, in table order
 COLUMNS = ('id', 'job_type', 'status', 'payload', 'result', 'error_log', 'retry_count', 'max_retries', 'created_at',
            'started_at', 'completed_at', 'attempt', 'run_at', 'lease_until', 'worker', 'func_path', 'timeout',
-           'idem_key', 'cancel_requested', 'progress', 'progress_msg', 'updated_at', 'claim_id')
+           'idem_key', 'cancel_requested', 'progress', 'progress_msg', 'updated_at', 'claim_id', 'priority')
 #: columns added since the first release: column name to the `ALTER TABLE` that adds it
-MIGRATIONS = {'claim_id': 'ALTER TABLE tenant_jobs ADD COLUMN claim_id TEXT'}
+MIGRATIONS = {'claim_id': 'ALTER TABLE tenant_jobs ADD COLUMN claim_id TEXT',
+              'priority': 'ALTER TABLE tenant_jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0'}
+#: indexes on migrated columns, made once the migrations ran
+INDEXES = "CREATE INDEX IF NOT EXISTS tenant_jobs_claim ON tenant_jobs (status, priority DESC, run_at);"
 
 # %% ../nbs/01_jobs.ipynb #5f0a1c24
 def _read(path:str) -> str:

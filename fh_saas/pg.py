@@ -12,7 +12,7 @@ from typing import Callable
 from urllib.parse import urlsplit, urlunsplit, parse_qsl, urlencode, unquote
 from .db_host import check_tenant_id, timestamp, TenantHost, mask_url
 from .db_host import gen_id
-from .jobs import SCHEMA, MIGRATIONS, log
+from .jobs import SCHEMA, MIGRATIONS, INDEXES, log
 from .store import JobStore
 
 # %% auto #0
@@ -119,15 +119,17 @@ class PgJobStore(JobStore):
         self.qschema = '"' + self.schema + '"'
         self.listeners, self.runner, self._sql_cache, self._tls = [], None, {}, threading.local()
         self.pool, self.finisher = pool_for(self.conninfo, pool_size), FinishGroup(self)
-        if not create:
-            with self.pool.connection(timeout=10) as c:
-                if c.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [self.schema]).fetchone() is None:
-                    raise LookupError(f"no tenant schema {self.schema}: create it first (host.create(tenant), or create=True)")
-        if create:
-            with self.pool.connection(timeout=10) as c:
+        with self.pool.connection(timeout=10) as c:
+            if create:
                 c.execute(f"CREATE SCHEMA IF NOT EXISTS {self.qschema}")
                 c.execute(self._sql(SCHEMA))
-                for col, ddl in MIGRATIONS.items(): c.execute(self._sql(ddl.replace('ADD COLUMN', 'ADD COLUMN IF NOT EXISTS')))
+            have = {r['column_name'] for r in c.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = %s "
+                                             "AND table_name = 'tenant_jobs'", [self.schema]).fetchall()}
+            if not have:
+                raise LookupError(f"no tenant schema {self.schema}: create it first (host.create(tenant), or create=True)")
+            missing = [ddl for col, ddl in MIGRATIONS.items() if col not in have]   # a table from an older release
+            for ddl in missing: c.execute(self._sql(ddl.replace('ADD COLUMN', 'ADD COLUMN IF NOT EXISTS')))
+            if create or missing: c.execute(self._sql(INDEXES))
 
     def _sql(self, sql:str) -> str:
         "Our SQL for psycopg: the table in this schema, `%(name)s` parameters."

@@ -15,7 +15,7 @@ from typing import Any, Callable
 from urllib.parse import quote, unquote
 from fastcore.basics import patch
 from .db_host import timestamp, gen_id, mask_url
-from .jobs import SCHEMA, COLUMNS, MIGRATIONS, STATUSES, FINISHED, retry_delay
+from .jobs import SCHEMA, COLUMNS, MIGRATIONS, INDEXES, STATUSES, FINISHED, retry_delay
 
 # %% auto #0
 __all__ = ['MAX_IDLE', 'WAL_LIMIT', 'CHECK_WAL_EVERY', 'is_busy', 'JobStore', 'backend', 'store_for', 'forget', 'LeaseExpired']
@@ -68,6 +68,7 @@ class JobStore:
             have = {r['name'] for r in c.execute("PRAGMA table_info(tenant_jobs)")}
             for col, ddl in MIGRATIONS.items():
                 if col not in have: c.execute(ddl)
+            c.executescript(INDEXES)
         finally: c.close()
 
     def _connect(self, wait:float, create:bool=False):
@@ -307,9 +308,9 @@ def claim_due(self:JobStore,
               max_running:int|None=None, # never more than this many running here at once (`None`: no limit)
               claim:str|None=None, # this claim's id (default: a new one)
              ) -> list[dict]:
-    "Claim up to `n` due pending jobs, earliest `run_at` first; never more than `max_running` running at once."
+    "Claim up to `n` due pending jobs, highest `priority` then earliest `run_at` first; at most `max_running` running."
     pick = self.pick.format("SELECT id FROM tenant_jobs WHERE status = 'pending' AND run_at <= :now "
-                            f"AND cancel_requested = 0 ORDER BY run_at LIMIT :n{self.skip_locked}")
+                            f"AND cancel_requested = 0 ORDER BY priority DESC, run_at LIMIT :n{self.skip_locked}")
     sql = f"UPDATE tenant_jobs SET {_CLAIM_SET} WHERE status = 'pending' AND {pick} RETURNING {_RUN_COLS}"
     args = dict(_now_row(now), lease=now+lease, worker=worker, n=n, claim=claim or gen_id())
     if max_running is None: return self._exec(sql, args, again=lambda: self.claimed(args['claim']) or None)

@@ -61,6 +61,7 @@ class TenantJob:
     progress_msg: str|None = None # the message of that report
     updated_at: str|None = None # the last write
     claim_id: str|None = None # the claim that started the latest attempt
+    priority: int = 0 # higher runs first among the tenant's due jobs
     broken: str|None = None # what in the stored row could not be decoded, if anything
     overdue: bool = False # pending and due more than `OVERDUE_AFTER` s before it was read
 
@@ -155,9 +156,10 @@ def enqueue(self:BackgroundTaskManager,
             run_at:float|None=None, # run no sooner than this epoch time
             timeout:float|None=None, # seconds one attempt may take
             key:str|None=None, # idempotency key: the same key in this tenant gives back the same job
+            priority:int=0, # from -100 to 100: higher runs first among this tenant's due jobs
            ) -> tuple[str, BackgroundTask]:
     "Write a pending job and return `(job_id, bg_task)`; `bg_task` runs it once Starlette has sent the response."
-    row = self._new_row(job_type, task_func, kwargs or {}, max_retries, delay, run_at, timeout, key)
+    row = self._new_row(job_type, task_func, kwargs or {}, max_retries, delay, run_at, timeout, key, priority)
     job_id = self.store.insert(row)
     if row['func_path']: _submitted.add(row['func_path'])  # declared in this process: it was submitted here
     for f in self.store.listeners: f(self.store)
@@ -203,11 +205,14 @@ def _depth(x, most:int=64) -> int:
     return deepest
 
 @patch
-def _new_row(self:BackgroundTaskManager, job_type, task_func, kwargs, max_retries, delay, run_at, timeout, key) -> dict:
+def _new_row(self:BackgroundTaskManager, job_type, task_func, kwargs, max_retries, delay, run_at, timeout, key,
+             priority=0) -> dict:
     "Validate a submission and build its row; raises before anything is written."
     _check_text('job_type', job_type)
     if isinstance(max_retries, bool) or not isinstance(max_retries, int) or not 0 <= max_retries <= 100:
         raise ValueError(f"max_retries must be an int from 0 to 100, not {max_retries!r}")
+    if isinstance(priority, bool) or not isinstance(priority, int) or not -100 <= priority <= 100:
+        raise ValueError(f"priority must be an int from -100 to 100, not {priority!r}")
     if not callable(task_func): raise TypeError(f"task_func must be callable, not {task_func!r}")
     named = self.tasks.get(job_type)
     if named is not None and named is not task_func:  # the row would run the registered task, not this function
@@ -236,7 +241,8 @@ def _new_row(self:BackgroundTaskManager, job_type, task_func, kwargs, max_retrie
     if key is not None: _check_text('key', key)
     due, ts = max(now + (delay or 0), run_at or 0), timestamp(now)
     return dict(id=gen_id(), job_type=job_type, status='pending', payload=payload, created_at=ts,
-                max_retries=max_retries, run_at=due, func_path=path, timeout=timeout, idem_key=key, updated_at=ts)
+                max_retries=max_retries, run_at=due, func_path=path, timeout=timeout, idem_key=key, updated_at=ts,
+                priority=priority)
 
 # %% ../nbs/04_utils_bgtsk.ipynb #5416d013
 @patch
