@@ -47,6 +47,7 @@ class Scheduler:
                  full_scan:float=60.0, # seconds between looks at every database, changed or not (a safety net)
                  tenant_slots:int|None=None, # at most this many of this scheduler's slots for one tenant (default: all but an eighth)
                  task_modules=(), # modules whose functions may run as tasks (besides `@task`; see `resolve`)
+                 schedules=None, # periodic jobs to keep: `Schedule`s (default: those declared with `schedule`; `()`: none)
                 ):
         self.task_modules = tuple(task_modules)
         self.source, self.concurrency, self.per_tenant, self.poll = source, concurrency, per_tenant, poll
@@ -57,6 +58,7 @@ class Scheduler:
         self.runners, self.next, self.sigs, self.woken, self.active, self.served = {}, {}, {}, set(), {}, {}
         self.busy, self.trouble, self.broken, self.lease_at, self._by_key = {}, {}, set(), {}, {}
         self._turn = 0
+        self.schedules, self._slots = schedules, {}   # (schedule name, tenant) -> the slot whose job was written
         self.stats = dict(runs=0, scans=0, queries=0, rescued=0)
         self._loop, self._event, self._stopping = None, None, False
 
@@ -172,6 +174,37 @@ def scan(self:Scheduler,
     self.stats['queries'] += n
     return n
 
+# %% ../nbs/05_scheduler.ipynb #sc1t0001
+@patch
+def tick_every(self:Scheduler) -> float:
+    "Seconds between schedule ticks: half the shortest interval schedule, at most `poll`, at least 0.25 s."
+    from fh_saas.schedules import SCHEDULES
+    scheds = SCHEDULES.values() if self.schedules is None else self.schedules
+    return max(0.25, min([self.poll] + [s.every / 2 for s in scheds if s.every]))
+
+@patch
+def tick_schedules(self:Scheduler,
+                   now:float|None=None, # epoch seconds (default: the scheduler's clock)
+                  ) -> int:
+    "Write each tenant's job of each schedule's next slot, once per slot; how many jobs it wrote (or found written)."
+    from fh_saas.schedules import SCHEDULES, ensure
+    from fh_saas.utils_bgtsk import BackgroundTaskManager
+    scheds = list(SCHEDULES.values() if self.schedules is None else self.schedules)
+    if not scheds: return 0
+    now, n = self.clock() if now is None else now, 0
+    for key, st in list(self._by_key.items()):
+        tenant = key if isinstance(key, str) and hasattr(self.source, 'tenants') else None
+        for sch in scheds:
+            if not sch.applies(tenant): continue
+            slot = sch.next_after(now)
+            if self._slots.get((sch.name, key)) == slot: continue
+            mgr = BackgroundTaskManager(st, tasks=self.tasks, clock=self.clock, task_modules=self.task_modules)
+            try: ensure(sch, mgr, now)
+            except Exception as e:   # this tenant, this time: the next tick tries again
+                log.warning("schedule %s: tenant %s: %s: %s", sch.name, mask_url(str(key)), type(e).__name__, e); continue
+            self._slots[(sch.name, key)] = slot; n += 1
+    return n
+
 # %% ../nbs/05_scheduler.ipynb #eaf8f111
 @patch
 async def _call(self:Scheduler, st:JobStore, fn:Callable, *args) -> tuple[bool, Any]:
@@ -259,14 +292,18 @@ async def serve(self:Scheduler,
     try:
         async with anyio.create_task_group() as tg:
             await in_io(self.scan, True)
+            await in_io(self.tick_schedules)
             task_status.started()
             next_scan, next_full = time.monotonic() + self.poll, time.monotonic() + self.full_scan
+            next_tick = time.monotonic() + self.tick_every()
             while not self._stopping:
                 try:
                     if time.monotonic() >= next_scan:
                         full = time.monotonic() >= next_full
                         await in_io(self.scan, full); next_scan = time.monotonic() + self.poll
                         if full: next_full = time.monotonic() + self.full_scan
+                    if time.monotonic() >= next_tick:
+                        await in_io(self.tick_schedules); next_tick = time.monotonic() + self.tick_every()
                     await self._dispatch(tg)
                 except Exception as e:  # a database away (restart, network): keep going, try again shortly
                     log.warning("scheduler: %s: %s; retrying in 1 s", type(e).__name__, e)
@@ -275,7 +312,7 @@ async def serve(self:Scheduler,
                     with anyio.move_on_after(1.0): await self._event.wait()
                     self._event.clear(); continue
                 if self._stopping: break
-                waits = [next_scan - time.monotonic()]
+                waits = [next_scan - time.monotonic(), next_tick - time.monotonic()]
                 if self.threads.free:
                     now = self.clock()
                     waits += [t - now for s, t in self.next.items() if t is not None
