@@ -196,10 +196,10 @@ def tick_schedules(self:Scheduler,
         tenant = key if isinstance(key, str) and hasattr(self.source, 'tenants') else None
         for sch in scheds:
             if not sch.applies(tenant): continue
-            slot = sch.next_after(now)
-            if self._slots.get((sch.name, key)) == slot: continue
+            slot, last = sch.next_after(now), self._slots.get((sch.name, key))
+            if last == slot: continue
             mgr = BackgroundTaskManager(st, tasks=self.tasks, clock=self.clock, task_modules=self.task_modules)
-            try: ensure(sch, mgr, now)
+            try: ensure(sch, mgr, now, since=last)   # with `last`, slots a late tick would skip are written too
             except Exception as e:   # this tenant, this time: the next tick tries again
                 log.warning("schedule %s: tenant %s: %s: %s", sch.name, mask_url(str(key)), type(e).__name__, e); continue
             self._slots[(sch.name, key)] = slot; n += 1

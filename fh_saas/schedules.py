@@ -68,6 +68,22 @@ class Schedule:
         "The idempotency key of `slot`'s job: one job per (schedule, tenant, slot)."
         return f"schedule:{self.name}:{datetime.fromtimestamp(slot, timezone.utc):%Y-%m-%dT%H:%M:%SZ}"
 
+    def slot_of(self,
+                key:str, # an idempotency key
+               ) -> float|None:
+        "The slot a key of this schedule names (epoch seconds), or `None` if it is not one of its keys."
+        prefix = f"schedule:{self.name}:"
+        if not isinstance(key, str) or not key.startswith(prefix): return None
+        try: return datetime.strptime(key[len(prefix):], '%Y-%m-%dT%H:%M:%SZ').replace(tzinfo=timezone.utc).timestamp()
+        except ValueError: return None
+
+    def is_slot(self,
+                t:float, # epoch seconds
+               ) -> bool:
+        "Whether `t` is one of this timetable's slots."
+        if self.every is not None: return abs(t / self.every - round(t / self.every)) < 1e-9
+        return self.next_after(t - 1) == t
+
     def applies(self,
                 tenant:str|None, # a tenant id (`None`: a database given without a tenant id)
                ) -> bool:
@@ -107,15 +123,18 @@ def unschedule(name:str, # a declared schedule's name
 def ensure(sched:Schedule, # the schedule
            mgr, # the tenant's `BackgroundTaskManager`
            now:float, # epoch seconds
+           since:float|None=None, # also write the slots after this one up to the next (a tick that came late)
           ) -> tuple[float, str]:
-    "Make sure the tenant has the job of `sched`'s next slot after `now`; `(slot, job id)`."
-    slot = sched.next_after(now)
-    job_id, _ = mgr.enqueue(sched.name, sched.task_func, sched.kwargs, max_retries=sched.max_retries, run_at=slot,
-                            timeout=sched.timeout, key=sched.key(slot), priority=sched.priority)
-    prefix, key = f"schedule:{sched.name}:", sched.key(slot)
+    "Make sure the tenant has the job of `sched`'s next slot after `now` (and of any after `since`); `(slot, job id)`."
+    slot, todo = sched.next_after(now), []
+    t = since if since is not None and since < slot else slot - 1e-6
+    while (t := sched.next_after(t)) <= slot and len(todo) < 100: todo.append(t)
+    for t in todo:
+        job_id, _ = mgr.enqueue(sched.name, sched.task_func, sched.kwargs, max_retries=sched.max_retries, run_at=t,
+                                timeout=sched.timeout, key=sched.key(t), priority=sched.priority)
     for row in mgr.store.query(job_type=sched.name, status='pending', limit=20):
-        k = row['idem_key'] or ''
-        if k.startswith(prefix) and k > key:   # a later slot (keys sort as their times): not the timetable's any more
+        at = sched.slot_of(row['idem_key'])
+        if at is not None and at > now and not sched.is_slot(at):   # a future slot the timetable no longer has
             mgr.cancel(row['id'])
             log.info("schedule %s: cancelled job %s of a slot the timetable no longer has", sched.name, row['id'])
     return slot, job_id
