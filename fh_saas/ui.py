@@ -6,7 +6,7 @@ Docs: https://fh-saas.github.io/fh-saas/ui.html.md"""
 
 # %% ../nbs/06_ui.ipynb #u0imp
 from __future__ import annotations
-import hmac, json, secrets
+import hmac, json, secrets, time
 from datetime import datetime
 from typing import Callable
 from urllib.parse import urlencode, urlsplit
@@ -17,10 +17,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from .db_host import timestamp
 from .utils_bgtsk import BackgroundTaskManager, TenantJob, JobNotFound, STATUSES, with_task
+from .schedules import SCHEDULES
 
 # %% auto #0
 __all__ = ['JOBS_CSS', 'CSRF_KEY', 'CSRF_FIELD', 'CSRF_HEADER', 'JobStatus', 'JobTable', 'csrf_token', 'CsrfInput',
-           'csrf_problem', 'csrf_beforeware', 'JobDetail', 'JobsDashboard', 'mount_jobs']
+           'csrf_problem', 'csrf_beforeware', 'JobDetail', 'JobsDashboard', 'ScheduleTable', 'mount_jobs']
 
 # %% ../nbs/06_ui.ipynb #u2css
 #: the style of the job components: add it to the page's headers (`mount_jobs` does)
@@ -234,12 +235,13 @@ class JobsDashboard:
                  tracebacks:bool=False, # show each attempt's traceback to the tenant's users (messages are always shown)
                  title:str='Jobs', # the list page's heading
                  home:str|None='/', # a link back to the app, or `None`
+                 schedules=None, # `Schedule`s to show with their next run (default: those declared with `schedule`)
                 ):
         if not prefix.startswith('/') or prefix.endswith('/'):
             raise ValueError(f"prefix must start with '/' and not end with one, not {prefix!r}")
         self.tenant_of, self.host, self.prefix, self.page_size, self.every = tenant_of, host, prefix, page_size, every
         self.trusted_origins, self.title, self.home = tuple(trusted_origins), title, home
-        self.tracebacks = tracebacks
+        self.tracebacks, self.schedules = tracebacks, schedules
 
     def __repr__(self): return f"JobsDashboard(prefix={self.prefix!r})"
 
@@ -323,7 +325,27 @@ def _list_page(self:JobsDashboard, req):
     newer = A('← Newer', href=self.url(**{**f, 'page': f['page'] - 1 if f['page'] > 2 else None})) if f['page'] > 1 else ''
     older = A('Older →', href=self.url(**{**f, 'page': f['page'] + 1})) if first + len(jobs) < total else ''
     title = f"{self.title} of {tenant}" if tenant else self.title
-    return self._page(title, filters, self._table(f, jobs), Nav(Ul(Li(newer)), Ul(Li(Small(shown))), Ul(Li(older))))
+    scheds = [x for x in (SCHEDULES.values() if self.schedules is None else self.schedules) if x.applies(tenant)]
+    extra = [H4('Schedules'), ScheduleTable(scheds, mgr=self.manager(req), prefix=self.prefix)] if scheds and f['page'] == 1 else []
+    return self._page(title, filters, self._table(f, jobs), Nav(Ul(Li(newer)), Ul(Li(Small(shown))), Ul(Li(older))), *extra)
+
+# %% ../nbs/06_ui.ipynb #sc2u0002
+def ScheduleTable(scheds:list, # `Schedule`s that apply to the tenant
+                  mgr:BackgroundTaskManager|None=None, # the tenant's manager: its pending slot job is the next run
+                  prefix:str='/jobs', # the dashboard's prefix, to link that job
+                  now:float|None=None, # epoch seconds (default: now)
+                 ):
+    "A table of schedules: name, timetable, and next run (the tenant's pending slot job when there is one)."
+    now, rows = time.time() if now is None else now, []
+    for sch in scheds:
+        pend = [r for r in (mgr.store.query(job_type=sch.name, status='pending', limit=20) if mgr else [])
+                if sch.slot_of(r['idem_key']) is not None]
+        nxt = min(pend, key=lambda r: r['run_at']) if pend else None
+        at = nxt['run_at'] if nxt else sch.next_after(now)
+        when = _when(timestamp(at)) + (' (overdue)' if at < now - 60 else '')
+        rows.append(Tr(Td(sch.name), Td(Code(sch.describe())), Td(A(when, href=f"{prefix}/{nxt['id']}") if nxt else when)))
+    return Div(Table(Thead(Tr(Th('Schedule'), Th('Timetable'), Th('Next run (UTC)'))), Tbody(*rows), cls='schedules'),
+               cls='jobs-scroll')
 
 # %% ../nbs/06_ui.ipynb #u7job
 @patch

@@ -111,3 +111,24 @@ def test_bad_schedules_and_priorities_are_refused_and_write_nothing(tmp_path):
         with pytest.raises(ValueError, match='priority must be'):
             m.enqueue('work', sched_tasks.work, dict(tag='x'), priority=bad)
     assert m.count_jobs() == 0
+
+def test_the_tenant_dashboard_shows_its_schedules_and_their_next_run(tmp_path):
+    from fasthtml.common import fast_app
+    from starlette.testclient import TestClient
+    from fh_saas.db_host import SqliteHost
+    from fh_saas.schedules import ensure
+    from fh_saas.ui import mount_jobs
+    host = SqliteHost(tmp_path/'tenants')
+    for t in ('acme', 'globex'): host.create(t)
+    nightly = Schedule('nightly', sched_tasks.tick, cron='0 3 * * *', tz='Europe/Berlin', tenants=['acme'])
+    slot, job_id = ensure(nightly, BackgroundTaskManager(host.url('acme')), time.time())
+    app, _ = fast_app()
+    def who(req): return req.headers.get('x-tenant')
+    mount_jobs(app, tenant_of=who, host=host, schedules=[nightly, sched_tasks.TICK])
+    cli = TestClient(app)
+    acme = cli.get('/jobs', headers={'x-tenant': 'acme'}).text
+    assert 'nightly' in acme and f'/jobs/{job_id}' in acme, 'the next run links the pending slot job'
+    from datetime import datetime, timezone
+    assert datetime.fromtimestamp(slot, timezone.utc).strftime('%Y-%m-%d %H:%M:%S') in acme
+    globex = cli.get('/jobs', headers={'x-tenant': 'globex'}).text
+    assert 'nightly' not in globex and 'tick' in globex, "a schedule for acme only is not shown to globex"
