@@ -12,14 +12,14 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Callable
 import anyio
-from .db_host import timestamp
+from .db_host import timestamp, mask_url
 from .jobs import JobCancelled, JobTimeout, TaskRegistry, retry_delay, resolve, registry, worker_id, log
 from .store import JobStore, _now_row, _GUARD, _errors
 
 # %% auto #0
-__all__ = ['leases', 'MAX_RESULT', 'MAX_DELAY', 'MAX_ERRORS', 'JobThreads', 'default_threads', 'in_io', 'JobContext',
-           'current_job', 'LeaseKeeper', 'Outcome', 'cap', 'describe', 'is_async_task', 'call_sync', 'call_async',
-           'settle', 'classify', 'Runner']
+__all__ = ['leases', 'MAX_RESULT', 'MAX_DELAY', 'MAX_ERRORS', 'outcome_hooks', 'JobThreads', 'default_threads', 'in_io',
+           'JobContext', 'current_job', 'LeaseKeeper', 'Outcome', 'cap', 'describe', 'is_async_task', 'call_sync',
+           'call_async', 'settle', 'classify', 'Runner']
 
 # %% ../nbs/03_runner.ipynb #7b0c3d07
 class JobThreads:
@@ -105,7 +105,8 @@ class JobContext:
                 ):
         self.store, self.clock, self.lease, self.every = store, clock, lease, every
         self.id, self.attempt, self.job_type = row['id'], row['attempt'], row['job_type']
-        self.lease_until = clock() + lease  # as far as this runner knows: the claim has just taken it
+        self.started = clock()  # when the attempt was claimed (epoch seconds, the runner's clock)
+        self.lease_until = self.started + lease  # as far as this runner knows: the claim has just taken it
         self.cancel_requested, self.lost = bool(row.get('cancel_requested')), False
         self.timed_out = self.stopping = False
         self.worker = worker_id()  # the lease holder (the runner sets its own)
@@ -457,14 +458,17 @@ def record(self:Runner,
             if not ctx.holds_lease(margin=wait + 1.0):
                 log.error("job %s: the outcome of attempt %s could not be written before its lease ran out (%s); "
                           "it will be run again", row['id'], row['attempt'], e)
+                _tell(self.store, row, None, out, ctx, self.clock())
                 return None, None
             if not told: log.warning("job %s: writing its outcome: %s; retrying while its lease lasts", row['id'], e)
             told = True; time.sleep(wait); wait = min(wait * 2, 1.0)
             continue
         if out.kind == 'error':
-            log.warning("job %s (%r) attempt %s failed: %r", row['id'], row['job_type'], row['attempt'], describe(out.exc))
+            log.warning("job %s (%r) attempt %s failed: %r", row['id'], row['job_type'], row['attempt'],
+                        mask_url(describe(out.exc)))   # an error may name a database URL: never its password
         if status == 'pending':
             for cb in self.store.listeners: cb(self.store)
+        _tell(self.store, row, status, out, ctx, self.clock())
         return status, run_at
 
 @patch
@@ -567,3 +571,15 @@ async def run(self:Runner,
         status, run_at = done
         if status != 'pending': return status
         await sleep(max(0.0, run_at - self.clock()))
+
+# %% ../nbs/03_runner.ipynb #7b0c3d38
+#: callables `(store, row, outcome, started, ended)` told of each attempt this process records
+outcome_hooks: list[Callable] = []
+
+def _tell(store:JobStore, row:dict, status:str|None, out:Outcome, ctx:JobContext, ended:float):
+    "Tell every hook of `outcome_hooks` what one attempt came to; a hook that raises is logged, never the job's concern."
+    if not outcome_hooks: return
+    outcome = ('retry' if out.kind == 'error' else 'released') if status == 'pending' else (status or 'lost')
+    for hook in list(outcome_hooks):
+        try: hook(store, row, outcome, ctx.started, ended)
+        except Exception as e: log.warning("outcome hook %r failed: %s", hook, describe(e))

@@ -280,7 +280,7 @@ def _existing(self:JobStore, job:dict) -> str:
     raise ValueError(f"job id {job['id']!r} conflicts with a row that is gone")
 
 # %% ../nbs/02_store.ipynb #6a0b2c17
-_RUN_COLS = 'id, job_type, payload, func_path, attempt, retry_count, max_retries, timeout, error_log, cancel_requested'
+_RUN_COLS = 'id, job_type, payload, func_path, attempt, retry_count, max_retries, timeout, error_log, cancel_requested, run_at'
 _CLAIM_SET = ("status = 'running', attempt = attempt + 1, started_at = :now_s, lease_until = :lease, "
               "worker = :worker, claim_id = :claim, updated_at = :now_s")
 

@@ -21,7 +21,7 @@ from .schedules import SCHEDULES
 
 # %% auto #0
 __all__ = ['JOBS_CSS', 'CSRF_KEY', 'CSRF_FIELD', 'CSRF_HEADER', 'JobStatus', 'JobTable', 'csrf_token', 'CsrfInput',
-           'csrf_problem', 'csrf_beforeware', 'JobDetail', 'JobsDashboard', 'ScheduleTable', 'mount_jobs']
+           'csrf_problem', 'csrf_beforeware', 'JobDetail', 'JobsDashboard', 'TenantScheduleTable', 'mount_jobs']
 
 # %% ../nbs/06_ui.ipynb #u2css
 #: the style of the job components: add it to the page's headers (`mount_jobs` does)
@@ -326,11 +326,11 @@ def _list_page(self:JobsDashboard, req):
     older = A('Older →', href=self.url(**{**f, 'page': f['page'] + 1})) if first + len(jobs) < total else ''
     title = f"{self.title} of {tenant}" if tenant else self.title
     scheds = [x for x in (SCHEDULES.values() if self.schedules is None else self.schedules) if x.applies(tenant)]
-    extra = [H4('Schedules'), ScheduleTable(scheds, mgr=self.manager(req), prefix=self.prefix)] if scheds and f['page'] == 1 else []
+    extra = [H4('Schedules'), TenantScheduleTable(scheds, mgr=self.manager(req), prefix=self.prefix)] if scheds and f['page'] == 1 else []
     return self._page(title, filters, self._table(f, jobs), Nav(Ul(Li(newer)), Ul(Li(Small(shown))), Ul(Li(older))), *extra)
 
 # %% ../nbs/06_ui.ipynb #sc2u0002
-def ScheduleTable(scheds:list, # `Schedule`s that apply to the tenant
+def TenantScheduleTable(scheds:list, # `Schedule`s that apply to the tenant
                   mgr:BackgroundTaskManager|None=None, # the tenant's manager: its pending slot job is the next run
                   prefix:str='/jobs', # the dashboard's prefix, to link that job
                   now:float|None=None, # epoch seconds (default: now)

@@ -49,6 +49,7 @@ def main(url:str=None, # PostgreSQL URL of the tenants' server (default `$FH_SAA
          grace:float=30.0, # seconds running jobs get to finish on SIGTERM
          imports:str='', # comma-separated modules holding the tasks: imported first, and the only ones run from
          log_level:str='INFO', # logging level
+         metrics_port:int=None, # serve this worker's attempt metrics (Prometheus) on 127.0.0.1:PORT; needs prometheus-client
         ):
     "Run background jobs of every tenant until SIGTERM."
     logging.basicConfig(level=log_level.upper(), format='%(asctime)s %(levelname)s %(name)s: %(message)s')
@@ -59,4 +60,8 @@ def main(url:str=None, # PostgreSQL URL of the tenants' server (default `$FH_SAA
                       lease=lease, grace=grace, tenant_limit=tenant_limit, tenant_slots=tenant_slots, task_modules=mods)
     log.info("worker %s: concurrency %s, per tenant %s, tenant slots %s, tenant limit %s", worker_id(), concurrency,
              per_tenant, sched.tenant_slots, tenant_limit)
+    if metrics_port:   # this process's attempts only: the tenants' figures come from the app's /metrics
+        from fh_saas.metrics import serve_metrics
+        serve_metrics(metrics_port)
+        log.info("worker: metrics on http://127.0.0.1:%s/metrics", metrics_port)
     anyio.run(run_worker, sched)

@@ -227,9 +227,10 @@ def link(s:str, pages:dict[str, str], api:dict[str, str]) -> str:
 
 # The site's navigation: groups of pages, by notebook, in reading order.
 NAV = {'Get started': ['index', '08_demo', '10_guide_routes'],
-       'Guides': ['11_guide_retries', '12_guide_durability', '13_guide_testing', '14_guide_scaling', '15_guide_security'],
-       'Reference': ['04_utils_bgtsk', '05_scheduler', '06_ui', '09_worker', '07_pg', '00_db_host', '01_jobs',
-                     '02_store', '03_runner'],
+       'Guides': ['11_guide_retries', '12_guide_durability', '13_guide_testing', '14_guide_scaling', '15_guide_security',
+                  '19_guide_operating'],
+       'Reference': ['04_utils_bgtsk', '05_scheduler', '05a_schedules', '06_ui', '09_worker', '16_ops', '17_ops_ui',
+                     '18_metrics', '07_pg', '00_db_host', '01_jobs', '02_store', '03_runner'],
        'Benchmarks': ['20_benchmarks']}
 
 def toctree(pages:dict[str, str]) -> str:
