@@ -62,6 +62,13 @@ class Schedule:
         if self.every is not None: return (math.floor(t / self.every) + 1) * self.every
         return next(CronSim(self.cron, datetime.fromtimestamp(t, self.zone))).timestamp()
 
+    def last_until(self,
+                   t:float, # epoch seconds
+                  ) -> float:
+        "The last slot at or before `t`, in epoch seconds."
+        if self.every is not None: return math.floor(t / self.every) * self.every
+        return next(CronSim(self.cron, datetime.fromtimestamp(t + 0.001, self.zone), reverse=True)).timestamp()
+
     def key(self,
             slot:float, # a slot, epoch seconds
            ) -> str:
@@ -129,6 +136,11 @@ def ensure(sched:Schedule, # the schedule
     slot, todo = sched.next_after(now), []
     t = since if since is not None and since < slot else slot - 1e-6
     while (t := sched.next_after(t)) <= slot and len(todo) < 100: todo.append(t)
+    if since is None:   # this process's first look: a slot missed while nothing ran runs once
+        prev = sched.last_until(now)
+        mine = [r for r in mgr.store.query(job_type=sched.name, limit=20) if sched.slot_of(r['idem_key']) is not None]
+        waiting = any(r['status'] == 'pending' and sched.slot_of(r['idem_key']) <= now for r in mine)
+        if mine and not waiting and all(sched.slot_of(r['idem_key']) < prev for r in mine): todo.insert(0, prev)
     for t in todo:
         job_id, _ = mgr.enqueue(sched.name, sched.task_func, sched.kwargs, max_retries=sched.max_retries, run_at=t,
                                 timeout=sched.timeout, key=sched.key(t), priority=sched.priority)
