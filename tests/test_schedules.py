@@ -11,7 +11,14 @@ from fh_saas.utils_bgtsk import BackgroundTaskManager
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT/'tests'))
-from apps import sched_tasks   # declares the 'tick' schedule in this process too
+from apps import sched_tasks   # the tasks and the 'tick' schedule (not declared: passed to each Scheduler here)
+
+@pytest.fixture(autouse=True)
+def no_declared_schedules():
+    "Nothing here may leave a schedule declared: every later scheduler of this process would keep it."
+    before = dict(SCHEDULES)
+    yield
+    assert SCHEDULES == before, f"a test left schedules declared: {set(SCHEDULES) - set(before)}"
 
 def runs(log:Path) -> list[tuple[str, str, float]]:
     if not log.exists(): return []
@@ -32,7 +39,7 @@ def test_two_schedulers_and_two_workers_run_each_slot_once(pg_server, tmp_path, 
     monkeypatch.setenv('EXEC_LOG', str(log))
     env = dict(os.environ, EXEC_LOG=str(log), PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT/'tests')]))
     out = open(tmp_path/'workers.log', 'ab')
-    workers = [subprocess.Popen([sys.executable, '-m', 'fh_saas.worker', '--url', host.conninfo, '--imports', 'apps.sched_tasks',
+    workers = [subprocess.Popen([sys.executable, '-m', 'fh_saas.worker', '--url', host.conninfo, '--imports', 'apps.sched_tasks,apps.sched_declared',
                                  '--poll', '0.3', '--concurrency', '8', '--grace', '3'], env=env, stdout=out, stderr=out)
                for _ in range(2)]
     async def two_schedulers():

@@ -1,7 +1,7 @@
 "Tasks and a schedule for the schedule tests: each run is one O_APPEND line in $EXEC_LOG (job id, pid, time)."
 import os, time
 from fh_saas.utils_bgtsk import current_job
-from fh_saas.schedules import schedule
+from fh_saas.schedules import Schedule
 
 def tick():
     j = current_job()
@@ -14,5 +14,6 @@ def work(tag: str):
     try: os.write(fd, f"{current_job().id} {tag} {time.time():.3f}\n".encode())
     finally: os.close(fd)
 
-# every process that imports this module (the test, each `fh-saas-worker --imports apps.sched_tasks`) keeps it
-TICK = schedule('tick', tick, every=1)
+# Not declared with `schedule`: a declared schedule is kept by every scheduler of the process, and the test process
+# runs other tests' schedulers too. Workers import apps.sched_declared, which declares it.
+TICK = Schedule('tick', tick, every=1)
