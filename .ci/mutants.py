@@ -149,6 +149,17 @@ MUTANTS = [
      'due, ts = now + (delay or 0), timestamp(now)', [P + 'test_run_at_is_respected']),
     ('web processes run jobs though told not to', 'utils_bgtsk.py', 'if not self.run_here: return None', 'pass',
      [P + 'test_web_processes_only_enqueue_when_told']),
+    # issue 13: schedules, priorities, the operator's gates
+    ('schedule slots written without their key', 'schedules.py',
+     "timeout=sched.timeout, key=sched.key(t), priority=sched.priority)", "timeout=sched.timeout, key=None, priority=sched.priority)",
+     ['tests/test_schedules.py::test_two_schedulers_and_two_workers_run_each_slot_once']),
+    ('claims ignore the priority', 'store.py', "ORDER BY priority DESC, run_at LIMIT", "ORDER BY run_at LIMIT",
+     ['tests/test_schedules.py::test_priority_orders_claims_within_a_tenant_and_fairness_holds']),
+    ('the operator view lets anyone in', 'ops_ui.py', "if not await self._allowed(req): raise HTTPException(404)",
+     "if not (await self._allowed(req) or True): raise HTTPException(404)",
+     ['tests/test_ops_ui_browser.py::test_tenant_users_get_404_on_every_operator_route_and_see_only_their_tenant']),
+    ('the metrics endpoint lets anyone in', 'metrics.py', "        if not ok: return PlainTextResponse(",
+     "        if False: return PlainTextResponse(", ['tests/test_metrics.py::test_endpoint_sqlite']),
 ]
 
 def copy_tree(dst:Path):

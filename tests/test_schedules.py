@@ -60,6 +60,9 @@ def test_two_schedulers_and_two_workers_run_each_slot_once(pg_server, tmp_path, 
     tick = sched_tasks.TICK
     want = [s for s in range(int(start) + 2, int(end) - 1)]      # whole seconds well inside the run
     for t in tenants:
+        rows = BackgroundTaskManager(host.url(t)).list_jobs(job_type='tick', limit=1000)
+        dup = [at for at, n in Counter(j.run_at for j in rows).items() if n > 1]
+        assert not dup, f"tenant {t}: more than one job for the slots {dup}"
         jobs = slot_jobs(host, t)
         ran = {k for k, j in jobs.items() if j.id in per_job}
         missing = [s for s in want if tick.key(s) not in ran]
