@@ -157,7 +157,7 @@ MUTANTS = [
      ['tests/test_schedules.py::test_priority_orders_claims_within_a_tenant_and_fairness_holds']),
     ('the operator view lets anyone in', 'ops_ui.py', "if not await self._allowed(req): raise HTTPException(404)",
      "if not (await self._allowed(req) or True): raise HTTPException(404)",
-     ['tests/test_ops_ui_browser.py::test_tenant_users_get_404_on_every_operator_route_and_see_only_their_tenant']),
+     ['tests/test_ops_gates.py::test_the_operator_view_is_404_to_anyone_allow_refuses']),
     ('the metrics endpoint lets anyone in', 'metrics.py', "        if not ok: return PlainTextResponse(",
      "        if False: return PlainTextResponse(", ['tests/test_metrics.py::test_endpoint_sqlite']),
 ]
