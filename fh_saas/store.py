@@ -487,25 +487,36 @@ def query(self:JobStore,
           status:str|None=None, # only jobs in this status
           limit:int=100, # at most this many
           offset:int=0, # skip this many, for paging
+          before:tuple|None=None, # `(created_at, id)` of a row: only rows older than it (the next page)
+          after:tuple|None=None, # `(created_at, id)` of a row: only rows newer than it (the page before)
          ) -> list[dict]:
-    "Rows newest first, filtered by `job_type` and `status` (parameters, never pasted into SQL)."
-    where, args = _filters(job_type, status)
-    return self._exec(f"SELECT {_COLS} FROM tenant_jobs{where} ORDER BY created_at DESC, id DESC "
+    "Rows newest first, filtered by `job_type` and `status` (parameters, never pasted into SQL), by offset or cursor."
+    where, args = _filters(job_type, status, before=before, after=after)
+    order = 'ASC' if after is not None and before is None else 'DESC'
+    rows = self._exec(f"SELECT {_COLS} FROM tenant_jobs{where} ORDER BY created_at {order}, id {order} "
                       "LIMIT :limit OFFSET :offset", dict(args, limit=limit, offset=offset))
+    return rows[::-1] if order == 'ASC' else rows
 
 @patch
 def count(self:JobStore,
           job_type:str|None=None, # only jobs of this type
           status:str|None=None, # only jobs in this status
+          most:int|None=None, # stop counting here (`None`: count them all)
          ) -> int:
-    "How many rows match the filters."
+    "How many rows match the filters (at most `most`)."
     where, args = _filters(job_type, status)
-    return self._exec(f"SELECT COUNT(*) AS n FROM tenant_jobs{where}", args)[0]['n']
+    if most is None: return self._exec(f"SELECT COUNT(*) AS n FROM tenant_jobs{where}", args)[0]['n']
+    return self._exec(f"SELECT COUNT(*) AS n FROM (SELECT 1 FROM tenant_jobs{where} LIMIT :most) AS t",
+                      dict(args, most=most))[0]['n']
 
-def _filters(job_type, status):
+def _filters(job_type, status, before=None, after=None):
     conds, args = [], {}
     if job_type is not None: conds.append('job_type = :job_type'); args['job_type'] = job_type
     if status is not None: conds.append('status = :status'); args['status'] = status
+    for k, cur, op in (('b', before, '<'), ('a', after, '>')):
+        if cur is None: continue
+        conds.append(f"(created_at {op} :{k}c OR (created_at = :{k}c AND id {op} :{k}i))")
+        args[f'{k}c'], args[f'{k}i'] = cur
     return (' WHERE ' + ' AND '.join(conds) if conds else ''), args
 
 @patch

@@ -20,7 +20,7 @@ from .utils_bgtsk import BackgroundTaskManager, TenantJob, JobNotFound, STATUSES
 from .schedules import SCHEDULES
 
 # %% auto #0
-__all__ = ['JOBS_CSS', 'CSRF_KEY', 'CSRF_FIELD', 'CSRF_HEADER', 'JobStatus', 'JobTable', 'csrf_token', 'CsrfInput',
+__all__ = ['JOBS_CSS', 'CSRF_KEY', 'CSRF_FIELD', 'CSRF_HEADER', 'COUNT_CAP', 'JobStatus', 'JobTable', 'csrf_token', 'CsrfInput',
            'csrf_problem', 'csrf_beforeware', 'JobDetail', 'JobsDashboard', 'TenantScheduleTable', 'mount_jobs']
 
 # %% ../nbs/06_ui.ipynb #u2css
@@ -276,7 +276,8 @@ def _list_args(q) -> dict:
     page = q.get('page') or '1'
     if not (page.isascii() and page.isdigit() and 1 <= int(page) <= 1_000_000):
         raise ValueError(f"page must be a whole number from 1 to 1000000, not {page!r}")
-    return dict(job_type=q.get('job_type') or None, status=q.get('status') or None, page=int(page))
+    return dict(job_type=q.get('job_type') or None, status=q.get('status') or None, page=int(page),
+                before=q.get('before') or None, after=q.get('after') or None)
 
 @patch
 def _page(self:JobsDashboard, title:str, *content):
@@ -298,35 +299,48 @@ def _answer(self:JobsDashboard, fn:Callable, *args):
     except ValueError as e: return self._error(400, 'Bad request', str(e))
 
 # %% ../nbs/06_ui.ipynb #u7list
-@patch
-def _list(self:JobsDashboard, req) -> tuple:
-    "The filters, one page of jobs and the total for a list request."
-    mgr, tenant = self._tenant(req)
-    f = _list_args(req.query_params)
-    total = mgr.count_jobs(f['job_type'], f['status'])
-    jobs = mgr.list_jobs(f['job_type'], f['status'], limit=self.page_size, offset=(f['page'] - 1) * self.page_size)
-    return tenant, f, jobs, total
+COUNT_CAP = 10_000   #: the list counts jobs up to this many ("10,000+"): a full count of a million rows at every poll is not free
 
 @patch
-def _table(self:JobsDashboard, f:dict, jobs:list):
+def _list(self:JobsDashboard, req) -> tuple:
+    "The filters, one page of jobs, the (capped) total, and whether newer and older pages exist, for a list request."
+    mgr, tenant = self._tenant(req)
+    f, n = _list_args(req.query_params), self.page_size
+    total = mgr.count_jobs(f['job_type'], f['status'], most=COUNT_CAP + 1)
+    if f['before'] or f['after']:   # by cursor: every page costs what the first does
+        rows = mgr.list_jobs(f['job_type'], f['status'], limit=n + 1, before=f['before'], after=f['after'])
+        if f['after'] and not f['before']: newer, older, jobs = len(rows) > n, True, rows[-n:]
+        else: newer, older, jobs = True, len(rows) > n, rows[:n]
+    else:                            # by page number (the first page, and links made before cursors)
+        rows = mgr.list_jobs(f['job_type'], f['status'], limit=n + 1, offset=(f['page'] - 1) * n)
+        newer, older, jobs = f['page'] > 1, len(rows) > n, rows[:n]
+    return tenant, f, jobs, total, newer, older
+
+@patch
+def _table(self:JobsDashboard, f:dict, jobs:list, *_):
     q = {**f, 'page': f['page'] if f['page'] > 1 else None}
     return JobTable(jobs, self.prefix, poll=self.url(part='table', **q), every=self.every)
 
 @patch
 def _list_page(self:JobsDashboard, req):
-    tenant, f, jobs, total = self._list(req)
+    tenant, f, jobs, total, has_newer, has_older = self._list(req)
     filters = Form(Fieldset(
         Select(Option('any status', value=''), *[Option(s, value=s, selected=s == f['status']) for s in STATUSES],
                name='status', aria_label='status'),
         Input(name='job_type', value=f['job_type'] or '', placeholder='job type', aria_label='job type'),
         Button('Filter', type='submit'), role='group'), method='get', action=self.prefix)
-    first = (f['page'] - 1) * self.page_size
-    shown = f"{first + 1}–{first + len(jobs)} of {total}" if jobs else f"none of {total}"
-    newer = A('← Newer', href=self.url(**{**f, 'page': f['page'] - 1 if f['page'] > 2 else None})) if f['page'] > 1 else ''
-    older = A('Older →', href=self.url(**{**f, 'page': f['page'] + 1})) if first + len(jobs) < total else ''
+    all_ = f"{COUNT_CAP:,}+" if total > COUNT_CAP else f"{total:,}"
+    cursor, first = f['before'] or f['after'], (f['page'] - 1) * self.page_size
+    if not jobs: shown = f"none of {all_}"
+    elif cursor: shown = f"{len(jobs)} of {all_}"
+    else: shown = f"{first + 1}–{first + len(jobs)} of {all_}"
+    keep = dict(job_type=f['job_type'], status=f['status'])
+    newer = A('← Newer', href=self.url(**keep, after=jobs[0].cursor) if jobs else self.url(**keep)) if has_newer else ''
+    older = A('Older →', href=self.url(**keep, before=jobs[-1].cursor)) if has_older and jobs else ''
     title = f"{self.title} of {tenant}" if tenant else self.title
     scheds = [x for x in (SCHEDULES.values() if self.schedules is None else self.schedules) if x.applies(tenant)]
-    extra = [H4('Schedules'), TenantScheduleTable(scheds, mgr=self.manager(req), prefix=self.prefix)] if scheds and f['page'] == 1 else []
+    top = f['page'] == 1 and not cursor
+    extra = [H4('Schedules'), TenantScheduleTable(scheds, mgr=self.manager(req), prefix=self.prefix)] if scheds and top else []
     return self._page(title, filters, self._table(f, jobs), Nav(Ul(Li(newer)), Ul(Li(Small(shown))), Ul(Li(older))), *extra)
 
 # %% ../nbs/06_ui.ipynb #sc2u0002

@@ -6,7 +6,7 @@ Docs: https://fh-saas.github.io/fh-saas/utils_bgtsk.html.md"""
 
 # %% ../nbs/04_utils_bgtsk.ipynb #c9fff447
 from __future__ import annotations
-import os, json, math, time, inspect
+import os, re, json, math, time, inspect
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 import anyio
@@ -67,6 +67,10 @@ class TenantJob:
 
     @property
     def finished(self) -> bool: return self.status in FINISHED
+    @property
+    def cursor(self) -> str:
+        "Where this job stands in newest-first order: pass it as `list_jobs(before=...)` for the page after it."
+        return f"{self.created_at}~{self.id}"
     @property
     def error(self) -> str|None:
         "The last attempt's error message, if any."
@@ -272,6 +276,15 @@ def get_job(self:BackgroundTaskManager,
     self._watch_overdue()
     return TenantJob.from_row(row, self.clock())
 
+_CURSOR_RE = re.compile(r'(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00)~([0-9a-f]{32})')
+
+def _cursor(name:str, v) -> tuple|None:
+    "`(created_at, id)` from a `TenantJob.cursor`; `ValueError` for anything else."
+    if v is None: return None
+    m = _CURSOR_RE.fullmatch(v) if isinstance(v, str) else None
+    if not m: raise ValueError(f"{name} must be a job's cursor (`job.cursor`), not {v!r}")
+    return m.groups()
+
 def _check_filters(job_type, status, limit, offset):
     if status is not None and status not in STATUSES:
         raise ValueError(f"status must be one of {', '.join(STATUSES)}, not {status!r}")
@@ -286,21 +299,27 @@ def list_jobs(self:BackgroundTaskManager,
               status:str|None=None, # only jobs in this status: pending, running, completed, failed or cancelled
               limit:int=100, # at most this many (1 to 1000)
               offset:int=0, # skip this many, for paging
+              before:str|None=None, # a job's `cursor`: the jobs after it, newest first (the next page)
+              after:str|None=None, # a job's `cursor`: the jobs before it (the page before)
              ) -> list[TenantJob]:
     "This tenant's jobs, newest first."
     _check_filters(job_type, status, limit, offset)
     self._watch_overdue()
     now = self.clock()
-    return [TenantJob.from_row(r, now) for r in self.store.query(job_type, status, limit, offset)]
+    rows = self.store.query(job_type, status, limit, offset, before=_cursor('before', before), after=_cursor('after', after))
+    return [TenantJob.from_row(r, now) for r in rows]
 
 @patch
 def count_jobs(self:BackgroundTaskManager,
                job_type:str|None=None, # only jobs of this type
                status:str|None=None, # only jobs in this status
+               most:int|None=None, # stop counting here (`None`: count them all)
               ) -> int:
-    "How many of this tenant's jobs match the filters."
+    "How many of this tenant's jobs match the filters (at most `most`)."
     _check_filters(job_type, status, 1, 0)
-    return self.store.count(job_type, status)
+    if most is not None and (isinstance(most, bool) or not isinstance(most, int) or most < 1):
+        raise ValueError(f"most must be a positive int, not {most!r}")
+    return self.store.count(job_type, status, most=most)
 
 @patch
 def _watch_overdue(self:BackgroundTaskManager):
