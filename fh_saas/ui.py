@@ -302,11 +302,13 @@ def _answer(self:JobsDashboard, fn:Callable, *args):
 COUNT_CAP = 10_000   #: the list counts jobs up to this many ("10,000+"): a full count of a million rows at every poll is not free
 
 @patch
-def _list(self:JobsDashboard, req) -> tuple:
+def _list(self:JobsDashboard, req,
+          count:bool=True, # count the matching jobs (the page shows the total; the table's refresh does not)
+         ) -> tuple:
     "The filters, one page of jobs, the (capped) total, and whether newer and older pages exist, for a list request."
     mgr, tenant = self._tenant(req)
     f, n = _list_args(req.query_params), self.page_size
-    total = mgr.count_jobs(f['job_type'], f['status'], most=COUNT_CAP + 1)
+    total = mgr.count_jobs(f['job_type'], f['status'], most=COUNT_CAP + 1) if count else None
     if f['before'] or f['after']:   # by cursor: every page costs what the first does
         rows = mgr.list_jobs(f['job_type'], f['status'], limit=n + 1, before=f['before'], after=f['after'])
         if f['after'] and not f['before']: newer, older, jobs = len(rows) > n, True, rows[-n:]
@@ -391,7 +393,7 @@ def mount(self:JobsDashboard, app, # the FastHTML app
     "Add the dashboard's routes to `app`, and `JOBS_CSS` to its headers."
     ok, check = self._answer, csrf_beforeware(self.trusted_origins).f
     def jobs_list(req): return ok(self._list_page, req)
-    def jobs_table(req): return ok(lambda: self._table(*self._list(req)[1:3]))
+    def jobs_table(req): return ok(lambda: self._table(*self._list(req, count=False)[1:3]))   # polled: no count
     def job_page(req, sess, job_id:str): return ok(self._job_page, req, sess, job_id)
     def job_card(req, sess, job_id:str): return ok(self._card, req, sess, job_id)
     def job_status(req, job_id:str):

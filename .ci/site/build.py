@@ -130,7 +130,7 @@ def module_of(cells) -> str|None:
 
 def resolve(modname:str, dotted:str):
     "(full name, object, parent) for `dotted` in `modname`."
-    import importlib, inspect
+    import importlib
     mod = importlib.import_module(modname)
     parent, obj = None, mod
     for part in dotted.split('.'):
@@ -164,7 +164,7 @@ def class_members(cls, full:str, documented:set[str]) -> list[str]:
         if isinstance(v, property) or (inspect.isfunction(v) and v.__qualname__.split('.')[0] == cls.__name__): out.append(k)
     return out
 
-def adapt(nb:dict, page:str, pages:dict[str, str], api:dict[str, str]) -> dict:
+def adapt(nb:dict, pages:dict[str, str], api:dict[str, str]) -> dict:
     "Make an nbdev-processed notebook a MyST-NB page."
     cells, out = nb['cells'], []
     for c in cells:
@@ -258,27 +258,23 @@ def main() -> int:
     processed = {nb: process(nb) for nb in nbs}
     # every API entry of the site, so that prose can link to it and each is rendered once
     documented: dict[str, str] = {}
+    found = []                                      # (full name, object, parent) of every entry, in page order
     for nb, n in processed.items():
         mod = module_of(json.load(open(nb))['cells'])
         targets = {}
         for c in n['cells']:
             if c['cell_type'] == 'code' and c.get('source') and (d := showdoc_target(text(c))):
                 if mod is None: raise SystemExit(f'{nb.name}: show_doc({d}) in a notebook without default_exp')
-                full, obj, parent = resolve(f'fh_saas.{mod}', d)
-                targets[d] = full
-                documented[d] = full
+                found.append(resolve(f'fh_saas.{mod}', d))
+                targets[d] = documented[d] = found[-1][0]
         n['metadata']['fh_targets'] = targets
     full_names = set(documented.values())
-    for nb, n in processed.items():
-        mod = module_of(json.load(open(nb))['cells'])
-        for d, full in n['metadata']['fh_targets'].items():
-            _, obj, parent = resolve(f'fh_saas.{mod}', d)
-            api_directives[full] = directive(full, obj, parent, full_names)
+    for full, obj, parent in found: api_directives[full] = directive(full, obj, parent, full_names)
     api = {**{d.rsplit('.', 1)[-1]: f for d, f in documented.items() if '.' not in d}, **documented}
 
     SRC.mkdir(parents=True, exist_ok=True)
     for nb, n in processed.items():
-        n = adapt(n, pages[nb.stem], pages, api)
+        n = adapt(n, pages, api)
         n['metadata'].pop('fh_targets', None)
         n = {k: v for k, v in n.items() if k in ('cells', 'metadata', 'nbformat', 'nbformat_minor')}
         if nb.stem == 'index': n['cells'].append(clean(md(toctree(pages)), len(n['cells'])))
