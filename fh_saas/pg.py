@@ -13,10 +13,11 @@ from urllib.parse import urlsplit, urlunsplit, parse_qsl, urlencode, unquote
 from .db_host import check_tenant_id, timestamp, TenantHost, mask_url
 from .db_host import gen_id
 from .jobs import SCHEMA, MIGRATIONS, INDEXES, log
-from .store import JobStore
+from .store import JobStore, _CLAIM_SET, _RUN_COLS
 
 # %% auto #0
-__all__ = ['CHANNEL', 'split_url', 'tenant_schema', 'pool_for', 'Listener', 'listener_for', 'PgJobStore', 'FinishGroup', 'PgHost']
+__all__ = ['CHANNEL', 'IDLE_TABLE', 'split_url', 'tenant_schema', 'pool_for', 'Listener', 'listener_for', 'idle_list', 'set_idle',
+           'PgJobStore', 'FinishGroup', 'finisher_for', 'PgHost']
 
 # %% ../nbs/07_pg.ipynb #18a419a9
 _SCHEMA_RE = re.compile(r'-csearch_path=(tenant_[a-z0-9][a-z0-9_-]{0,55})')
@@ -72,6 +73,9 @@ class Listener:
     def __init__(self, conninfo:str, # the server connection string
                 ):
         self.conninfo, self.callbacks, self.stopped = conninfo, {}, False
+        self.channel = f"{CHANNEL}_{gen_id()[:16]}"  # this process's own channel: inserts wake one idle worker on it
+        self.pid = None  # the server process of the listening connection, while it is connected
+        self.own = []  # called (no arguments) when a notification on our own channel took us off the idle list
         self.thread = threading.Thread(target=self._loop, name='fh-saas-listen', daemon=True)
         self.thread.start()
 
@@ -81,13 +85,17 @@ class Listener:
         while not self.stopped:
             try:
                 with psycopg.connect(self.conninfo, autocommit=True) as c:
-                    c.execute(f"LISTEN {CHANNEL}")
+                    c.execute(f"LISTEN {CHANNEL}"); c.execute(f"LISTEN {self.channel}")
+                    self.pid = c.info.backend_pid
                     if down: log.warning("listener: reconnected"); down = False
                     for cb in [f for fs in list(self.callbacks.values()) for f in fs]: cb()  # may have missed some
                     while not self.stopped:
                         for n in c.notifies(timeout=1.0):
+                            if n.channel == self.channel:
+                                for f in list(self.own): f()
                             for cb in list(self.callbacks.get(n.payload, ())): cb()
             except Exception as e:
+                self.pid = None
                 if self.stopped: break
                 if not down: log.warning("listener: %s; reconnecting every second", str(e).strip().splitlines()[0])
                 down = True; time.sleep(1.0)
@@ -99,6 +107,58 @@ def listener_for(conninfo:str, # the server connection string
         l = _listeners.get(conninfo)
         if l is None: l = _listeners[conninfo] = Listener(conninfo)
         return l
+
+# %% ../nbs/07_pg.ipynb #w1k0e002
+#: where idle workers wait to be woken: `(channel, pid, since)`, one row per idle listening process
+IDLE_TABLE = 'fh_saas.idle_workers'
+_idle_ready = {}  # conninfo -> whether the list exists on that server
+
+def idle_list(conninfo:str, # the server connection string
+             ) -> bool:
+    "Create the idle workers' list on this server if missing (once per process); whether it can be used."
+    import psycopg
+    if conninfo in _idle_ready: return _idle_ready[conninfo]
+    ok = False
+    for _ in range(3):   # two processes creating it at once: one of them fails once, then finds it
+        try:
+            with pool_for(conninfo).connection(timeout=10) as c:
+                c.execute("CREATE SCHEMA IF NOT EXISTS fh_saas")
+                c.execute(f"CREATE TABLE IF NOT EXISTS {IDLE_TABLE} (channel text PRIMARY KEY, pid int NOT NULL, "
+                          "since double precision NOT NULL)")
+            ok = True; break
+        except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateObject, psycopg.errors.DuplicateSchema,
+                psycopg.errors.DuplicateTable): continue
+        except psycopg.errors.InsufficientPrivilege as e:
+            log.warning("postgres: cannot create %s (%s): every insert wakes every worker", IDLE_TABLE, e); break
+    _idle_ready[conninfo] = ok
+    return ok
+
+def set_idle(conninfo:str, # the server connection string
+             idle:bool, # put this process on the list (`True`) or take it off
+            ) -> bool:
+    "Put this process's listener on the server's list of idle workers, or take it off; whether it is on the list now."
+    l = listener_for(conninfo)
+    if not idle_list(conninfo): return False
+    with pool_for(conninfo).connection(timeout=2) as c:
+        if idle and l.pid is not None:
+            c.execute(f"WITH gone AS (DELETE FROM {IDLE_TABLE} WHERE channel <> %(ch)s AND pid NOT IN "
+                      f"(SELECT pid FROM pg_stat_activity WHERE pid IS NOT NULL)) INSERT INTO {IDLE_TABLE} (channel, pid, since) "
+                      "VALUES (%(ch)s, %(pid)s, %(t)s) ON CONFLICT (channel) DO UPDATE SET pid = EXCLUDED.pid, since = EXCLUDED.since",
+                      dict(ch=l.channel, pid=l.pid, t=time.time()))
+            return True
+        c.execute(f"DELETE FROM {IDLE_TABLE} WHERE channel = %s", [l.channel])
+        return False
+
+def _wake(conninfo:str, inner:str|None=None) -> str:
+    "SQL that runs `inner` (a CTE, or nothing) and notifies the longest-idle worker, or every worker if none is idle."
+    w = f"w AS ({inner}), " if inner else ''
+    if not _idle_ready.get(conninfo):
+        return f"WITH {w[:-2]} SELECT w.*, pg_notify('{CHANNEL}', :schema) AS n FROM w" if inner else \
+               f"SELECT pg_notify('{CHANNEL}', :schema) AS n"
+    pick = (f"p AS (DELETE FROM {IDLE_TABLE} WHERE channel = (SELECT channel FROM {IDLE_TABLE} ORDER BY since LIMIT 1 "
+            f"FOR UPDATE SKIP LOCKED){' AND EXISTS (SELECT 1 FROM w)' if inner else ''} RETURNING channel)")
+    n = f"pg_notify(COALESCE((SELECT channel FROM p), '{CHANNEL}'), :schema) AS n"
+    return f"WITH {w}{pick} SELECT w.*, {n} FROM w" if inner else f"WITH {pick} SELECT {n}"
 
 # %% ../nbs/07_pg.ipynb #7af41d21
 _PARAM = re.compile(r'(?<![:\w]):([a-z_]+)\b')
@@ -118,7 +178,8 @@ class PgJobStore(JobStore):
         self.synchronous, self.retry_for, self.path = 'FULL', retry_for, None
         self.qschema = '"' + self.schema + '"'
         self.listeners, self.runner, self._sql_cache, self._tls = [], None, {}, threading.local()
-        self.pool, self.finisher = pool_for(self.conninfo, pool_size), FinishGroup(self)
+        self.pool, self.finisher = pool_for(self.conninfo, pool_size), finisher_for(self.conninfo)
+        idle_list(self.conninfo)
         with self.pool.connection(timeout=10) as c:
             if create:
                 c.execute(f"CREATE SCHEMA IF NOT EXISTS {self.qschema}")
@@ -223,18 +284,25 @@ class PgJobStore(JobStore):
             cbs = l.callbacks.get(self.schema, [])
             if i < len(cbs): cbs.pop(i)
 
+    def set_idle(self,
+                 idle:bool, # on the list (`True`) or off it
+                 taken:Callable|None=None, # called (no arguments) when an insert takes this process off the list
+                ) -> bool:
+        "Put this process on this server's list of idle workers, or take it off; whether it is on the list now."
+        if taken is not None:
+            own = listener_for(self.conninfo).own
+            if taken not in own: own.append(taken)
+        return set_idle(self.conninfo, idle)
+
     def close(self): pass  # the pool is shared by every tenant on the server
 
 # %% ../nbs/07_pg.ipynb #5bca0b9a
-def _notify(sql:str) -> str:
-    return f"WITH w AS ({sql}) SELECT w.*, pg_notify('{CHANNEL}', :schema) AS n FROM w"
-
 def _pg_insert(self:PgJobStore,
                job:dict, # the new row: column name to value
               ) -> str:
     "Insert `job` and notify the workers; with a used `idem_key`, return that job's id instead."
     cols = ', '.join(job); vals = ', '.join(f':{k}' for k in job)
-    rows = self._exec(_notify(f"INSERT INTO tenant_jobs ({cols}) VALUES ({vals}) ON CONFLICT DO NOTHING RETURNING id"),
+    rows = self._exec(_wake(self.conninfo, f"INSERT INTO tenant_jobs ({cols}) VALUES ({vals}) ON CONFLICT DO NOTHING RETURNING id"),
                       dict(job, schema=self.schema))
     return rows[0]['id'] if rows else self._existing(job)  # a retry of an insert that landed, or a used idem_key
 PgJobStore.insert = _pg_insert
@@ -245,53 +313,91 @@ def _pg_retry(self:PgJobStore,
              ) -> bool:
     "Queue a failed or cancelled job again, due now, and notify the workers."
     ok = JobStore.retry(self, job_id, now)
-    if ok: self._exec("SELECT pg_notify(:c, :schema) AS n", dict(c=CHANNEL, schema=self.schema))
+    if ok: self._exec(_wake(self.conninfo), dict(schema=self.schema))
     return ok
 PgJobStore.retry = _pg_retry
 
 # %% ../nbs/07_pg.ipynb #6a9a6cc2
-class FinishGroup:
-    "Leader-follower grouping of `finish` writes: one statement for every attempt waiting to be recorded."
-    def __init__(self, store:PgJobStore, # the store whose jobs these are
-                ):
-        self.store, self.lock, self.queue, self.busy = store, threading.Lock(), [], False
+_FIN_COLS = ('id', 'attempt', 'status', 'now_s', 'result', 'error_log')
+_finishers = {}
 
-    def finish(self, row:dict, # `id, attempt, status, now_s, result, error_log` of one attempt
+def _finish_part(k:int, qschema:str) -> tuple[str, str]:
+    "Part `k` of a grouped finish, on one schema: the guarded UPDATE, and the check a retry makes after a lost reply."
+    a = {c: f"CAST(%({c}{k})s AS {'int' if c == 'attempt' else 'text'}[])" for c in _FIN_COLS}
+    write = (f"u{k} AS (UPDATE {qschema}.tenant_jobs AS j SET status = CASE WHEN j.cancel_requested = 1 THEN 'cancelled' "
+             "ELSE f.status END, result = f.result, completed_at = f.now_s, lease_until = NULL, "
+             "error_log = COALESCE(f.error_log, j.error_log), "
+             "progress = CASE WHEN f.status = 'completed' THEN 1.0 ELSE j.progress END, updated_at = f.now_s "
+             f"FROM unnest({', '.join(a.values())}) AS f({', '.join(_FIN_COLS)}) "
+             f"WHERE j.id = f.id AND j.status = 'running' AND j.attempt = f.attempt RETURNING {k} AS k, j.id, j.status)")
+    mine = (f"SELECT {k} AS k, j.id, j.status FROM {qschema}.tenant_jobs AS j JOIN unnest({a['id']}, {a['attempt']}, "
+            f"{a['now_s']}) AS f(id, attempt, now_s) ON j.id = f.id AND j.attempt = f.attempt AND j.updated_at = f.now_s "
+            "WHERE j.status <> 'running'")
+    return write, mine
+
+class FinishGroup:
+    "Leader-follower grouping of `finish` writes on one server: one statement for every attempt waiting to be recorded."
+    def __init__(self, conninfo:str, # the server whose tenants' jobs these are
+                ):
+        self.conninfo, self.lock, self.queue, self.busy = conninfo, threading.Lock(), [], False
+        self.stats = dict(writes=0, rows=0)
+
+    def finish(self,
+               store:PgJobStore, # the job's store
+               row:dict, # `id, attempt, status, now_s, result, error_log` of one attempt
               ) -> str|None:
         "Record one attempt's end with the others waiting; the status written, or `None` if the attempt was stale."
         me = [threading.Event(), None, None]
         with self.lock:
-            self.queue.append((row, me))
+            self.queue.append((store, row, me))
             lead = not self.busy
             if lead: self.busy = True
         while lead:
             with self.lock:
                 group, self.queue = self.queue, []
                 if not group: self.busy = False; break
-            try: won, err = self._write([r for r, _ in group]), None
-            except Exception as e: won, err = {}, e
-            for r, w in group: w[1], w[2] = won.get(r['id']), err; w[0].set()
+            won, errs = self._write(group)
+            for st, r, w in group: w[1], w[2] = won.get((st.schema, r['id'])), errs.get(st.schema); w[0].set()
         me[0].wait()
         if me[2] is not None: raise me[2]
         return me[1]
 
-    def _write(self, rows:list[dict]) -> dict:
-        "One statement for `rows`; the status it wrote for each id it changed (`cancelled` where a cancel was asked)."
-        cols = ('id', 'attempt', 'status', 'now_s', 'result', 'error_log')
-        args = {c: [r[c] for r in rows] for c in cols}
-        got = self.store._exec(
-            "UPDATE tenant_jobs AS j SET status = CASE WHEN j.cancel_requested = 1 THEN 'cancelled' ELSE f.status END, "
-            "result = f.result, completed_at = f.now_s, "
-            "lease_until = NULL, error_log = COALESCE(f.error_log, j.error_log), "
-            "progress = CASE WHEN f.status = 'completed' THEN 1.0 ELSE j.progress END, updated_at = f.now_s "
-            "FROM unnest(CAST(:id AS text[]), CAST(:attempt AS int[]), CAST(:status AS text[]), CAST(:now_s AS text[]), "
-            "CAST(:result AS text[]), CAST(:error_log AS text[])) AS f(id, attempt, status, now_s, result, error_log) "
-            "WHERE j.id = f.id AND j.status = 'running' AND j.attempt = f.attempt RETURNING j.id, j.status", args,
-            again=lambda: self.store._exec(  # a retry after a lost reply: the rows our first try wrote
-                "SELECT j.id, j.status FROM tenant_jobs AS j JOIN unnest(CAST(:id AS text[]), CAST(:attempt AS int[]), "
-                "CAST(:now_s AS text[])) AS f(id, attempt, now_s) ON j.id = f.id AND j.attempt = f.attempt "
-                "AND j.updated_at = f.now_s WHERE j.status <> 'running'", args) or None)
-        return {r['id']: r['status'] for r in got}
+    def _write(self, group:list) -> tuple[dict, dict]:
+        "Write `group` in one statement (each schema alone if that fails): `({(schema, id): status}, {schema: error})`."
+        by = {}
+        for st, r, _ in group: by.setdefault(st.schema, (st, []))[1].append(r)
+        parts = list(by.values())
+        try: return self._one(parts), {}
+        except Exception as e:
+            if len(parts) == 1: return {}, {parts[0][0].schema: e}
+        won, errs = {}, {}
+        for part in parts:
+            try: won.update(self._one([part]))
+            except Exception as e: errs[part[0].schema] = e
+        return won, errs
+
+    def _one(self, parts:list) -> dict:
+        "One statement for `parts` (`[(store, rows)]`, distinct schemas): `{(schema, id): status}` of the rows it changed."
+        args, writes, mines = {}, [], []
+        for k, (st, rows) in enumerate(parts):
+            for c in _FIN_COLS: args[f'{c}{k}'] = [r[c] for r in rows]
+            w, m = _finish_part(k, st.qschema); writes.append(w); mines.append(m)
+        sql = f"WITH {', '.join(writes)} " + ' UNION ALL '.join(f"SELECT * FROM u{k}" for k in range(len(parts)))
+        again = ' UNION ALL '.join(mines)
+        st0 = parts[0][0]
+        def go(q):
+            with st0.pool.connection(timeout=2) as c: return c.execute(q, args).fetchall()
+        got = st0._retrying(lambda: go(sql), again=lambda: go(again) or None)  # a retry after a lost reply: what landed
+        self.stats['writes'] += 1; self.stats['rows'] += sum(len(rows) for _, rows in parts)
+        return {(parts[r['k']][0].schema, r['id']): r['status'] for r in got}
+
+def finisher_for(conninfo:str, # the server connection string
+                ) -> FinishGroup:
+    "The one `FinishGroup` of this process for `conninfo`."
+    with _plock:
+        f = _finishers.get(conninfo)
+        if f is None: f = _finishers[conninfo] = FinishGroup(conninfo)
+        return f
 
 def _pg_finish(self:PgJobStore,
                job_id:str, # the job's id
@@ -301,10 +407,40 @@ def _pg_finish(self:PgJobStore,
                result:str|None=None, # the result as JSON text
                error_log:str|None=None, # the whole error log as JSON text (`None`: keep it)
               ) -> str|None:
-    "End a running attempt, grouped with the others ending now; the status written, or `None` if the attempt was stale."
-    return self.finisher.finish(dict(id=job_id, attempt=attempt, status=status, now_s=timestamp(now), result=result,
-                                     error_log=error_log))
+    "End a running attempt, grouped with the others ending now on this server; the status written, or `None` if stale."
+    return self.finisher.finish(self, dict(id=job_id, attempt=attempt, status=status, now_s=timestamp(now), result=result,
+                                           error_log=error_log))
 PgJobStore.finish = _pg_finish
+
+# %% ../nbs/07_pg.ipynb #cb7a0001
+def _claim_batch(items:list, # `[(store, n)]`: at most `n` due jobs of each store, all on one server, distinct schemas
+                 now:float, # the current time, epoch seconds
+                 lease:float, # seconds the lease lasts
+                 worker:str, # who takes the lease (`worker_id()`)
+                 claim:str|None=None, # this claim's id (default: a new one)
+                ) -> list[list[dict]]:
+    "Claim up to `n` due jobs of each store in one statement; the rows of each, in `items`' order."
+    if len(items) == 1: return [items[0][0].claim_due(now, lease, worker, items[0][1], None, claim)]
+    claim, parts = claim or gen_id(), []
+    args = dict(now=now, now_s=timestamp(now), lease=now + lease, worker=worker, claim=claim)
+    for k, (st, n) in enumerate(items):
+        args[f'n{k}'] = n
+        q = f"{st.qschema}.tenant_jobs"
+        parts.append(f"c{k} AS (UPDATE {q} SET {_CLAIM_SET} WHERE status = 'pending' AND id = ANY(ARRAY(SELECT id FROM {q} "
+                     "WHERE status = 'pending' AND run_at <= :now AND cancel_requested = 0 ORDER BY priority DESC, run_at "
+                     f"LIMIT %(n{k})s FOR UPDATE SKIP LOCKED)) RETURNING {k} AS k, {_RUN_COLS})")
+    sql = _PARAM.sub(r'%(\1)s', f"WITH {', '.join(parts)} " + ' UNION ALL '.join(f"SELECT * FROM c{k}" for k in range(len(items))))
+    st0 = items[0][0]
+    def go():
+        with st0.pool.connection(timeout=2) as c: return c.execute(sql, args).fetchall()
+    def again():  # a retry after a lost reply: the rows the first try took, if it committed
+        got = [dict(r, k=k) for k, (st, _) in enumerate(items) for r in st.claimed(claim)]
+        return got or None
+    out = [[] for _ in items]
+    for r in st0._retrying(go, again):
+        out[r.pop('k')].append(r)
+    return out
+PgJobStore.claim_batch = staticmethod(_claim_batch)
 
 # %% ../nbs/07_pg.ipynb #6c305940
 class PgHost(TenantHost):

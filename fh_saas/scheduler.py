@@ -215,19 +215,38 @@ async def _call(self:Scheduler, st:JobStore, fn:Callable, *args) -> tuple[bool, 
     return await in_io(functools.partial(st.inline, fn, *args, wait=0.1))
 
 @patch
+async def _rescue(self:Scheduler, st:JobStore, now:float) -> bool:
+    "Rescue `st`'s jobs if a lease may have run out (its runner may be gone); whether `st` can be claimed from."
+    if (self.lease_at.get(st) or float('inf')) > now: return True
+    ok, got = await self._call(st, st.rescue, now, self.policy, self._gone(st))
+    if ok: self.stats['rescued'] += got; self.lease_at[st] = None  # known again after the next look at its due times
+    return ok
+
+@patch
 async def _claim(self:Scheduler, st:JobStore, k:int, now:float) -> list[dict]|None:
     "Claim up to `k` due jobs of `st` (rescuing first if a lease may have run out); `None` if it is locked or broken."
     r = self.runners[st]
     try:
-        if (self.lease_at.get(st) or float('inf')) <= now:  # a lease ran out: its runner may be gone
-            ok, got = await self._call(st, st.rescue, now, self.policy, self._gone(st))
-            if not ok: return None
-            self.stats['rescued'] += got; self.lease_at[st] = None  # known again after the next look at its due times
+        if not await self._rescue(st, now): return None
         ok, rows = await self._call(st, r.claim_due, k, self.tenant_limit)
     except Exception as e:
         if st.dialect != 'sqlite': raise  # a server away: the serve loop waits and tries again
         self._troubled(st, f"{type(e).__name__}: {e}"); return None
     return rows if ok else None
+
+@patch
+async def _claim_all(self:Scheduler, plan:list, now:float, got:list):
+    "Claim for each `(store, k)` of `plan` into `got`: tenants of one PostgreSQL server in one statement, others alone."
+    batches = {}
+    for i, (st, k) in enumerate(plan):
+        if getattr(st, 'claim_batch', None) is None or self.tenant_limit is not None: got[i] = await self._claim(st, k, now)
+        elif not await self._rescue(st, now): got[i] = None
+        else: batches.setdefault((type(st), st.conninfo), []).append(i)
+    for idx in batches.values():
+        items, r = [plan[i] for i in idx], self.runners[plan[idx[0]][0]]
+        rows = await in_io(items[0][0].claim_batch, items, self.clock(), r.lease, r.me)
+        self.stats['claims'] = self.stats.get('claims', 0) + 1
+        for i, rs in zip(idx, rows): got[i] = rs
 
 @patch
 async def _dispatch(self:Scheduler, tg):
@@ -236,27 +255,32 @@ async def _dispatch(self:Scheduler, tg):
     while self.threads.free:
         now = self.clock()
         due = [s for s, t in self.next.items() if ((t is not None and t <= now) or s in self.woken) and s not in tried]
-        if not due: return
+        if not due: return await self._set_idle(True)
         share = max(1, -(-self.concurrency // len(due)))  # while several tenants wait, none gets more than its share
         due.sort(key=lambda s: (self.busy.get(s, 0), self.served.get(s, 0)))
+        plan = []  # (store, slots taken for it): every tenant's share is decided before any claim is sent
         for st in due:
             n = self.busy.get(st, 0)
             want = min(self.per_tenant, self.tenant_slots - n, share - n)
             if want <= 0: tried.add(st); continue  # at its share: a slot freeing up brings us back
             k = self.threads.take(want)
-            if not k: return
+            if not k: break
             self.woken.discard(st)
             self._turn += 1; self.served[st] = self._turn
-            rows = None
-            try: rows = await self._claim(st, k, now)
-            finally: self.threads.give(k - len(rows or ()))
+            plan.append((st, k))
+        got = [None] * len(plan)
+        try: await self._claim_all(plan, now, got)
+        finally:  # claimed rows run even if a later claim raised; unused slots go back
+            for (st, k), rows in zip(plan, got):
+                self.threads.give(k - len(rows or ()))
+                for row in rows or ():
+                    self.active[(st, row['id'])] = row['attempt']; self.busy[st] = self.busy.get(st, 0) + 1
+                    tg.start_soon(self._run, st, row)
+        for (st, k), rows in zip(plan, got):
             if rows is None:  # locked or broken: skip it for a moment, the others go on
                 tried.add(st); self.next[st] = now + min(self.poll, 0.25 * 2 ** min(5, len(self.trouble)))
                 continue
             self._troubled(st, None)
-            for row in rows:
-                self.active[(st, row['id'])] = row['attempt']; self.busy[st] = self.busy.get(st, 0) + 1
-                tg.start_soon(self._run, st, row)
             if len(rows) < k:
                 tried.add(st)
                 ok, due_t = await self._call(st, st.due_times)
@@ -265,6 +289,26 @@ async def _dispatch(self:Scheduler, tg):
                 # not in a tight loop
                 if self.next.get(st) is not None and self.next[st] <= now: self.next[st] = now + min(self.poll, 0.5)
             else: self.next[st] = now  # maybe more: come back next round
+    await self._set_idle(False)
+
+@patch
+async def _set_idle(self:Scheduler, idle:bool):
+    "Tell each PostgreSQL server whether this process has free slots and nothing due, so that an insert wakes it alone."
+    on, servers = self.__dict__.setdefault('_idle_on', {}), self.__dict__.setdefault('_servers', ({}, -1))
+    if servers[1] != len(self.runners):  # the servers of our stores, found again when the stores change
+        found = {}
+        for st in self.runners:
+            if hasattr(st, 'set_idle'): found.setdefault(st.conninfo, st)
+        self._servers = servers = (found, len(self.runners))
+    idle = idle and not self._stopping
+    for srv, st in servers[0].items():
+        if on.get(srv) == idle: continue
+        on[srv] = idle
+        taken = self.__dict__.setdefault('_taken', {}).setdefault(srv, functools.partial(on.__setitem__, srv, False))
+        try:
+            if await in_io(st.set_idle, idle, taken) != idle: on.pop(srv, None)  # its listener is not connected yet: later
+        except Exception as e:  # the server is away: inserts wake every worker meanwhile
+            on.pop(srv, None); log.warning("scheduler: idle list on %s: %s: %s", mask_url(srv), type(e).__name__, e)
 
 @patch
 async def _run(self:Scheduler, st:JobStore, row:dict):

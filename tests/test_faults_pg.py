@@ -98,3 +98,41 @@ def test_a_3s_server_restart_costs_seconds(pg_server, pg_db, tmp_path):
         try: proc.wait(30)
         except subprocess.TimeoutExpired: proc.kill(); proc.wait(10)
         out.close()
+
+def test_lost_reply_to_a_batched_claim_orphans_nothing(pg_db, proxy):
+    "One statement claims for two tenants; its reply is lost; the retry returns exactly the rows it took, per tenant."
+    url, _, db = pg_db
+    ids = {t: {BackgroundTaskManager(PgHost(url).create(t), run_here=False).submit('noop', noop)[0] for _ in range(5)}
+           for t in ('acme', 'globex')}
+    host = PgHost(proxied(proxy, db))
+    acme, globex = (store_for(host.create(t)) for t in ('acme', 'globex'))
+    proxy.arm(CLAIM_MARKER)
+    got = acme.claim_batch([(acme, 3), (globex, 2)], time.time(), 30.0, 'claimer-under-test')
+    assert proxy.cuts == 1, "the proxy never cut a reply: the test proved nothing"
+    for t, rs, n in zip(('acme', 'globex'), got, (3, 2)):
+        running = dict(rows(url, f"SELECT id, attempt FROM tenant_{t}.tenant_jobs WHERE status = 'running'"))
+        assert set(running) == {r['id'] for r in rs}, f"{t}: rows running that the claimer was not given"
+        assert len(rs) == n and {r['id'] for r in rs} <= ids[t]   # each tenant's rows back to that tenant
+        assert set(running.values()) == {1}                        # claimed once, not twice
+
+def test_lost_reply_to_a_grouped_finish_reports_what_landed(pg_db, proxy):
+    "Attempts of two tenants end together through a proxy that loses the grouped write's reply: each learns it won."
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    url, _, db = pg_db
+    for t in ('acme', 'globex'):
+        m = BackgroundTaskManager(PgHost(url).create(t), run_here=False)
+        for _ in range(3): m.submit('noop', noop)
+    host = PgHost(proxied(proxy, db))
+    stores = [store_for(host.create(t)) for t in ('acme', 'globex')]
+    claimed = [(st, r) for st in stores for r in st.claim_due(time.time(), 30.0, 'w', n=3)]
+    assert len(claimed) == 6
+    proxy.arm(b"completed_at = f.now_s")
+    go = threading.Barrier(6)
+    def end(sr):
+        go.wait(); return sr[0].finish(sr[1]['id'], sr[1]['attempt'], 'completed', time.time(), result='1')
+    with ThreadPoolExecutor(6) as ex: won = list(ex.map(end, claimed))
+    assert proxy.cuts == 1, "the proxy never cut a reply: the test proved nothing"
+    assert won == ['completed'] * 6, f"a finish whose write landed was reported stale: {won}"
+    for t in ('acme', 'globex'):
+        assert rows(url, f"SELECT status, COUNT(*) FROM tenant_{t}.tenant_jobs GROUP BY status") == [('completed', 3)]

@@ -75,3 +75,28 @@ def test_postgres_restart_mid_run_loses_nothing(pg_host, pg_server, tmp_path):
         assert all(p.poll() is None for p in procs)    # the workers rode it out
     finally: stop(procs)
     assert set(Counter(log.read_text().split())) == set(ids)
+
+def test_idle_workers_are_woken_one_at_a_time_and_a_dead_one_loses_nothing(pg_host, tmp_path):
+    "Idle workers wait on the idle list and take turns; a worker killed while on the list costs no job."
+    import psycopg
+    from fh_saas.pg import IDLE_TABLE
+    mgrs = [BackgroundTaskManager(pg_host.create(t), run_here=False) for t in TENANTS[:2]]
+    procs = start_workers(pg_host, 2, tmp_path/'exec.log', tmp_path, poll=2)
+    def idle():
+        with psycopg.connect(pg_host.conninfo, autocommit=True) as c:
+            return c.execute(f"SELECT channel, pid FROM {IDLE_TABLE}").fetchall()
+    def ran_by():
+        with psycopg.connect(pg_host.conninfo, autocommit=True) as c:
+            return Counter(w.rsplit(':', 1)[0] for t in TENANTS[:2] for (w,) in
+                           c.execute(f"SELECT worker FROM tenant_{t}.tenant_jobs WHERE status = 'completed'").fetchall())
+    try:
+        wait_for(lambda: len(idle()) == 2, timeout=30, msg='both workers on the idle list')
+        for k in range(20):   # one at a time: each insert wakes the longest-idle worker, so they take turns
+            mgrs[k % 2].submit('work', work)
+            wait_for(lambda: completed(mgrs) == k + 1 and len(idle()) == 2, timeout=10, every=0.01, msg=f'job {k} done')
+        assert len(ran_by()) == 2, f"one worker ran every job: {ran_by()}"
+        procs[0].send_signal(signal.SIGKILL); procs[0].wait(10)   # dies while on the list
+        for k in range(10): mgrs[k % 2].submit('work', work)
+        wait_for(lambda: completed(mgrs) == 30, timeout=30, every=0.2, msg='every job done after an idle worker died')
+        wait_for(lambda: len(idle()) == 1, timeout=10, msg="the dead worker's entry removed")
+    finally: stop(procs[1:])
