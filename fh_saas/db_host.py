@@ -6,7 +6,7 @@ Docs: https://fh-saas.github.io/fh-saas/db_host.html.md"""
 
 # %% ../nbs/00_db_host.ipynb #1ec711ae
 from __future__ import annotations
-import os, re, time, uuid, sqlite3, threading
+import os, re, math, time, uuid, sqlite3, threading
 from datetime import datetime, timezone
 from pathlib import Path
 from fastcore.basics import store_attr
@@ -15,16 +15,26 @@ from fastcore.basics import store_attr
 __all__ = ['timestamp', 'gen_id', 'check_tenant_id', 'mask_url', 'TenantHost', 'SqliteHost']
 
 # %% ../nbs/00_db_host.ipynb #04d698df
+_second = (None, '')  # the last whole second formatted, and its text: most calls only format the microseconds
+
 def timestamp(t:float|None=None, # seconds since the epoch; now when `None`
              ) -> str:
     "UTC time as fixed-width, timezone-aware ISO 8601 text (microseconds always shown)."
-    dt = datetime.fromtimestamp(time.time() if t is None else t, timezone.utc)
-    return dt.strftime('%Y-%m-%dT%H:%M:%S.%f+00:00')
+    global _second
+    frac, whole = math.modf(time.time() if t is None else t)
+    us = round(frac * 1e6)   # rounded as `datetime.fromtimestamp` rounds
+    if us >= 1_000_000: whole, us = whole + 1, us - 1_000_000
+    elif us < 0: whole, us = whole - 1, us + 1_000_000
+    s = _second
+    if s[0] != whole: s = _second = (whole, datetime.fromtimestamp(whole, timezone.utc).strftime('%Y-%m-%dT%H:%M:%S'))
+    return f"{s[1]}.{us:06d}+00:00"
 
 # %% ../nbs/00_db_host.ipynb #de7ee185
 def gen_id() -> str:
     "A new random id: 32 lowercase hex characters (uuid4)."
-    return uuid.uuid4().hex
+    b = bytearray(os.urandom(16))
+    b[6], b[8] = b[6] & 0x0F | 0x40, b[8] & 0x3F | 0x80   # the version (4) and variant bits of a uuid4
+    return b.hex()
 
 # %% ../nbs/00_db_host.ipynb #0d827600
 _TENANT_RE = re.compile(r'[a-z0-9][a-z0-9_-]{0,62}')

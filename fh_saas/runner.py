@@ -300,6 +300,15 @@ def _cancelling() -> bool:
     t = asyncio.current_task()
     return t is not None and t.cancelling() > 0
 
+async def _awaited(fn:Callable, kwargs:dict) -> Outcome:
+    "Await `fn(**kwargs)` as one attempt: its `Outcome`; a cancel from outside (request, timeout, shutdown) goes on up."
+    try: return Outcome('ok', await fn(**kwargs))
+    except JobCancelled as e: return Outcome('cancelled', exc=e)
+    except asyncio.CancelledError as e:
+        if _cancelling(): raise  # a cancel request, the timeout or a shutdown: not the task's doing
+        return Outcome('error', exc=e, tb=_tb())
+    except BaseException as e: return Outcome('error', exc=e, tb=_tb())
+
 async def call_async(fn:Callable, # the function
                      kwargs:dict, # keyword arguments for `fn`
                      ctx:JobContext, # the attempt: its `current_job()`
@@ -311,13 +320,8 @@ async def call_async(fn:Callable, # the function
         with anyio.CancelScope() as scope:
             ctx.on_cancel = lambda: loop.call_soon_threadsafe(scope.cancel)
             if ctx.cancel_requested: scope.cancel()
-            with anyio.move_on_after(timeout) as limit:
-                try: return Outcome('ok', await fn(**kwargs))
-                except JobCancelled as e: return Outcome('cancelled', exc=e)
-                except asyncio.CancelledError as e:
-                    if _cancelling(): raise  # a cancel request, the timeout or a shutdown: not the task's doing
-                    return Outcome('error', exc=e, tb=_tb())
-                except BaseException as e: return Outcome('error', exc=e, tb=_tb())
+            if timeout is None: return await _awaited(fn, kwargs)  # no second scope when there is no limit
+            with anyio.move_on_after(timeout) as limit: return await _awaited(fn, kwargs)
             if limit.cancelled_caught:
                 return Outcome('error', exc=TimeoutError(f"attempt took longer than its {timeout} s timeout"))
         return Outcome('cancelled')  # the scope was cancelled by a cancel request
@@ -498,6 +502,9 @@ async def run_claimed(self:Runner,
             except anyio.get_cancelled_exc_class():  # the runner is stopping: hand the attempt back
                 with anyio.CancelScope(shield=True): await self._record(row, Outcome('released'), ctx)
                 raise
+        if self.store.inline_ok:  # written on the loop, no await: nothing can cancel it halfway
+            done = self._record_inline(row, out, ctx)
+            if done is not None: return done
         with anyio.CancelScope(shield=True): return await self._record(row, out, ctx)
     finally: self._end(ctx)
 
@@ -522,13 +529,18 @@ def _attempt_sync(self:Runner, fn:Callable, kwargs:dict, ctx:JobContext, row:dic
     return out if self.store.inline_ok else self.record(row, out, ctx)
 
 @patch
+def _record_inline(self:Runner, row:dict, out:Outcome, ctx:JobContext) -> tuple|None:
+    "Record on the event loop with a no-wait SQLite write: `(status, run_at)`, or `None` if it could not be made now."
+    try:
+        ok, r = self.store.inline(self.record, row, out, ctx, False)
+        if ok: return r
+    except Exception: pass
+    return None
+
+@patch
 async def _record(self:Runner, row:dict, out:Outcome, ctx:JobContext) -> tuple:
     "Record on the event loop if that cannot wait (no-wait SQLite write), else in a job thread (retried while the lease lasts)."
-    if self.store.inline_ok:
-        try:
-            ok, r = self.store.inline(self.record, row, out, ctx, False)
-            if ok: return r
-        except Exception: pass
+    if self.store.inline_ok and (done := self._record_inline(row, out, ctx)) is not None: return done
     return await self.threads.run(self.record, row, out, ctx)
 
 # %% ../nbs/03_runner.ipynb #7b0c3d28

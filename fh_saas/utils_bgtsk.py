@@ -6,7 +6,7 @@ Docs: https://fh-saas.github.io/fh-saas/utils_bgtsk.html.md"""
 
 # %% ../nbs/04_utils_bgtsk.ipynb #c9fff447
 from __future__ import annotations
-import os, re, json, math, time, inspect
+import os, re, json, math, time, inspect, weakref
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 import anyio
@@ -208,6 +208,18 @@ def _depth(x, most:int=64) -> int:
             stack.extend((c, d + 1) for c in (v.values() if isinstance(v, dict) else v))
     return deepest
 
+_sigs = weakref.WeakKeyDictionary()  # task function -> its signature: read once, not at every submit
+
+def _signature(fn:Callable) -> inspect.Signature|None:
+    "`fn`'s signature, or `None` for a callable without one (a builtin: its arguments cannot be checked)."
+    try: return _sigs[fn]
+    except (KeyError, TypeError): pass
+    try: sig = inspect.signature(fn)
+    except (TypeError, ValueError): sig = None
+    try: _sigs[fn] = sig
+    except TypeError: pass  # not weakly referable: read again next time
+    return sig
+
 @patch
 def _new_row(self:BackgroundTaskManager, job_type, task_func, kwargs, max_retries, delay, run_at, timeout, key,
              priority=0) -> dict:
@@ -225,8 +237,7 @@ def _new_row(self:BackgroundTaskManager, job_type, task_func, kwargs, max_retrie
     path = func_path(task_func) if named is None else None
     if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
         raise TypeError("task arguments must be keyword arguments")
-    try: sig = inspect.signature(task_func)
-    except (TypeError, ValueError): sig = None  # a callable without one (a builtin): cannot check
+    sig = _signature(task_func)
     if sig is not None:
         try: sig.bind(**kwargs)
         except TypeError as e:
