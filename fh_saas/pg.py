@@ -75,7 +75,6 @@ class Listener:
         self.conninfo, self.callbacks, self.stopped = conninfo, {}, False
         self.channel = f"{CHANNEL}_{gen_id()[:16]}"  # this process's own channel: inserts wake one idle worker on it
         self.pid = None  # the server process of the listening connection, while it is connected
-        self.own = []  # called (no arguments) when a notification on our own channel took us off the idle list
         self.thread = threading.Thread(target=self._loop, name='fh-saas-listen', daemon=True)
         self.thread.start()
 
@@ -91,8 +90,6 @@ class Listener:
                     for cb in [f for fs in list(self.callbacks.values()) for f in fs]: cb()  # may have missed some
                     while not self.stopped:
                         for n in c.notifies(timeout=1.0):
-                            if n.channel == self.channel:
-                                for f in list(self.own): f()
                             for cb in list(self.callbacks.get(n.payload, ())): cb()
             except Exception as e:
                 self.pid = None
@@ -136,7 +133,7 @@ def idle_list(conninfo:str, # the server connection string
 def set_idle(conninfo:str, # the server connection string
              idle:bool, # put this process on the list (`True`) or take it off
             ) -> bool:
-    "Put this process's listener on the server's list of idle workers, or take it off; whether it is on the list now."
+    "Put this process's listener on the server's list of idle workers (or renew its entry), or take it off; whether it is on it now."
     l = listener_for(conninfo)
     if not idle_list(conninfo): return False
     with pool_for(conninfo).connection(timeout=2) as c:
@@ -150,13 +147,14 @@ def set_idle(conninfo:str, # the server connection string
         return False
 
 def _wake(conninfo:str, inner:str|None=None) -> str:
-    "SQL that runs `inner` (a CTE, or nothing) and notifies the longest-idle worker, or every worker if none is idle."
+    "SQL that runs `inner` (a statement, or nothing) and notifies the idle worker woken longest ago, or all if none is idle."
     w = f"w AS ({inner}), " if inner else ''
     if not _idle_ready.get(conninfo):
         return f"WITH {w[:-2]} SELECT w.*, pg_notify('{CHANNEL}', :schema) AS n FROM w" if inner else \
                f"SELECT pg_notify('{CHANNEL}', :schema) AS n"
-    pick = (f"p AS (DELETE FROM {IDLE_TABLE} WHERE channel = (SELECT channel FROM {IDLE_TABLE} ORDER BY since LIMIT 1 "
-            f"FOR UPDATE SKIP LOCKED){' AND EXISTS (SELECT 1 FROM w)' if inner else ''} RETURNING channel)")
+    pick = (f"p AS (UPDATE {IDLE_TABLE} SET since = extract(epoch FROM clock_timestamp()) WHERE channel = "
+            f"(SELECT channel FROM {IDLE_TABLE} ORDER BY since LIMIT 1 FOR UPDATE SKIP LOCKED)"
+            f"{' AND EXISTS (SELECT 1 FROM w)' if inner else ''} RETURNING channel)")
     n = f"pg_notify(COALESCE((SELECT channel FROM p), '{CHANNEL}'), :schema) AS n"
     return f"WITH {w}{pick} SELECT w.*, {n} FROM w" if inner else f"WITH {pick} SELECT {n}"
 
@@ -286,12 +284,8 @@ class PgJobStore(JobStore):
 
     def set_idle(self,
                  idle:bool, # on the list (`True`) or off it
-                 taken:Callable|None=None, # called (no arguments) when an insert takes this process off the list
                 ) -> bool:
-        "Put this process on this server's list of idle workers, or take it off; whether it is on the list now."
-        if taken is not None:
-            own = listener_for(self.conninfo).own
-            if taken not in own: own.append(taken)
+        "Put this process on this server's list of idle workers (or renew its entry), or take it off; whether it is on it now."
         return set_idle(self.conninfo, idle)
 
     def close(self): pass  # the pool is shared by every tenant on the server

@@ -293,20 +293,20 @@ async def _dispatch(self:Scheduler, tg):
 
 @patch
 async def _set_idle(self:Scheduler, idle:bool):
-    "Tell each PostgreSQL server whether this process has free slots and nothing due, so that an insert wakes it alone."
+    "Tell each PostgreSQL server whether this process has free slots and nothing due, so that an insert may wake it alone."
     on, servers = self.__dict__.setdefault('_idle_on', {}), self.__dict__.setdefault('_servers', ({}, -1))
     if servers[1] != len(self.runners):  # the servers of our stores, found again when the stores change
         found = {}
         for st in self.runners:
             if hasattr(st, 'set_idle'): found.setdefault(st.conninfo, st)
         self._servers = servers = (found, len(self.runners))
-    idle = idle and not self._stopping
+    idle, now = idle and not self._stopping, time.monotonic()
     for srv, st in servers[0].items():
-        if on.get(srv) == idle: continue
-        on[srv] = idle
-        taken = self.__dict__.setdefault('_taken', {}).setdefault(srv, functools.partial(on.__setitem__, srv, False))
+        was, at = on.get(srv, (None, 0.0))
+        if was == idle and not (idle and now - at > self.poll): continue  # while idle, renewed every `poll` s
+        on[srv] = (idle, now)
         try:
-            if await in_io(st.set_idle, idle, taken) != idle: on.pop(srv, None)  # its listener is not connected yet: later
+            if await in_io(st.set_idle, idle) != idle: on.pop(srv, None)  # its listener is not connected yet: later
         except Exception as e:  # the server is away: inserts wake every worker meanwhile
             on.pop(srv, None); log.warning("scheduler: idle list on %s: %s: %s", mask_url(srv), type(e).__name__, e)
 
