@@ -1,0 +1,247 @@
+"""fh-saas and its peers side by side, in one run: the same no-op job, the same three measurements.
+
+  end to end  2,000 jobs enqueued while the consumer runs: jobs/s = 2,000 / (first enqueue -> last completed)
+  drain       2,000 jobs enqueued, no consumer running; then the consumer starts: jobs/s = 2,000 / (consumer
+              start -> last completed); for a consumer in a worker process, from the first job started, so that
+              Python's start-up is not counted (the start-up is kept in peers.json)
+  latency     after 20 warm-up jobs, 200 jobs 5 ms apart: submit -> completed, p50 and p99 ms
+
+Every system (`bench/systems/<name>.py`) runs in a fresh Python process per repetition, the repetitions interleaved
+across systems; each measurement gets a fresh SQLite directory or a fresh database on one throwaway PostgreSQL
+server (tests/pgserver.py). Every figure is the median of the repetitions; each repetition's figures are in
+bench/results/peers.json. No assertion on speed: it reports, it does not judge.
+
+    .venv/bin/python bench/harness.py [--reps 3] [--only fh_pg,pgqueuer] [--quick]
+Needs the peers: `.venv/bin/pip install -e '.[bench]'`. Where an in-process path spends its time:
+    .venv/bin/pyinstrument bench/harness.py --child fh_sqlite_sync
+"""
+import argparse, asyncio, atexit, importlib, json, os, platform, shlex, shutil, sqlite3, statistics, subprocess, sys
+import tempfile, time
+from datetime import datetime, timezone
+from importlib.metadata import version
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+SYSTEMS = ['fh_sqlite_sync', 'fh_sqlite_async', 'huey_sqlite', 'huey_sqlite_full', 'sqlite3_bare', 'fh_pg', 'fh_pg_1w',
+           'pgqueuer', 'procrastinate', 'psycopg_raw', 'route']
+PEERS = ['fh-saas', 'huey', 'pgqueuer', 'procrastinate', 'psycopg', 'psycopg-pool', 'python-fasthtml', 'starlette',
+         'uvicorn', 'httpx']
+WARMUP, GAP = 20, 0.005
+
+
+def system(name): return importlib.import_module(f'systems.{name}')
+
+
+def pct(xs, q):
+    "The q-th percentile (0-100) of xs, nearest rank."
+    s = sorted(xs)
+    return s[min(len(s) - 1, max(0, int(round(q / 100 * len(s) + 0.5)) - 1))]
+
+
+# ---------------------------------------------------------------- the child: one system, one repetition
+async def end_to_end(s, n):
+    await s.start()
+    await s.done([await s.submit() for _ in range(WARMUP)])
+    t0 = time.time()
+    keys = [await s.submit() for _ in range(n)]
+    t1 = time.time()
+    done = await s.done(keys)
+    return dict(e2e=n / (max(c for _, c in done.values()) - t0), enqueue=n / (t1 - t0))
+
+
+async def drain(s, n, process):
+    keys = [await s.submit() for _ in range(n)]
+    t0 = time.time()
+    await s.start()
+    done = await s.done(keys)
+    last, first = max(c for _, c in done.values()), min(st for st, _ in done.values())
+    return dict(drain=n / (last - (first if process else t0)), drain_wall=n / (last - t0), startup_s=first - t0)
+
+
+async def latency(s, n):
+    await s.start()
+    await s.done([await s.submit() for _ in range(WARMUP)])
+    subs = []
+    for _ in range(n):
+        t = time.time()
+        subs.append((await s.submit(), t))
+        await asyncio.sleep(GAP)
+    done = await s.done([k for k, _ in subs])
+    ms = [1e3 * (done[k][1] - t) for k, t in subs]
+    return dict(p50=pct(ms, 50), p99=pct(ms, 99))
+
+
+def fresh(mod, pg_url, tag):
+    "A fresh empty directory, or a fresh database on the server (its URL)."
+    if mod.BACKEND == 'sqlite':
+        d = tempfile.mkdtemp(prefix=f'bench-{tag}-', dir=os.environ.get('BENCH_WORK'))
+        atexit.register(shutil.rmtree, d, True)
+        return d
+    import psycopg
+    name = f"bench_{tag}_{os.getpid()}"
+    with psycopg.connect(pg_url, autocommit=True) as c: c.execute(f'CREATE DATABASE "{name}"')
+    return pg_url.rsplit('/', 1)[0] + '/' + name
+
+
+def child(name, pg_url, n, lat_n, quick):
+    "Run every measurement of system `name` once; print its figures as one JSON line."
+    mod, out = system(name), {}
+    if hasattr(mod, 'measure'):
+        out = asyncio.run(mod.measure(fresh(mod, pg_url, 'route'), quick))
+        out = {f"{k[:-3]}_{q}": pct(v, q) for k, v in out.items() for q in (50, 99)}
+    else:
+        for phase, run in (('e2e', lambda s: end_to_end(s, n)), ('drain', lambda s: drain(s, n, mod.PROCESS)),
+                           ('lat', lambda s: latency(s, lat_n))):
+            async def go():
+                s = mod.System()
+                await s.setup(fresh(mod, pg_url, phase))
+                try: return await run(s)
+                finally: await s.stop()
+            out.update(asyncio.run(go()))
+    print(json.dumps(out))
+
+
+# ---------------------------------------------------------------- the parent: servers, repetitions, report
+def run_child(name, pg, a, log):
+    cmd = [sys.executable, __file__, '--child', name, '--pg-url', pg.url if pg else '', '--jobs', str(a.jobs),
+           '--lat-jobs', str(a.lat_jobs)] + ['--quick'] * a.quick
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env=dict(os.environ, BENCH_LOG=str(log)))
+    if pg:  # every database this run made
+        import psycopg
+        with psycopg.connect(pg.url, autocommit=True) as c:
+            for (db,) in c.execute("SELECT datname FROM pg_database WHERE datname LIKE 'bench\\_%'").fetchall():
+                c.execute(f'DROP DATABASE "{db}" WITH (FORCE)')
+    if p.returncode: return dict(error=(p.stderr.strip().splitlines() or ['?'])[-1], stderr=p.stderr[-3000:])
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def ratio_rows(m):
+    "The ratios issue 14 asks for: (what, target, value(s), met)."
+    g = lambda s, k: (m.get(s) or {}).get(k)
+    div = lambda a, b: a / b if a is not None and b else None
+    rows = [('fh-saas PG, 2 workers / PgQueuer: drain', '>= 1.5', [div(g('fh_pg', 'drain'), g('pgqueuer', 'drain'))])]
+    for peer, what, target in (('huey_sqlite', 'Huey (WAL + NORMAL, as fh-saas)', '>= 2'),
+                               ('huey_sqlite_full', 'Huey as shipped (WAL + FULL)', '>= 2'),
+                               ('sqlite3_bare', 'bare sqlite3 loop', '>= 0.40')):
+        for s, task in (('fh_sqlite_sync', 'sync'), ('fh_sqlite_async', 'async')):
+            rows.append((f"fh-saas SQLite, {task} task / {what}: end to end, drain", target,
+                         [div(g(s, k), g(peer, k)) for k in ('e2e', 'drain')]))
+    rows.append(('fh-saas PG, 2 workers: p99 latency (ms)', '<= 5', [g('fh_pg', 'p99')]))
+    rows.append(('submitting route / bare `BackgroundTask` route: p50', '<= 1.25',
+                 [div(g('route', 'submit_50'), g('route', 'bare_50'))]))
+    ok = lambda t, v: v >= float(t[3:]) if t[:2] == '>=' else v <= float(t[3:])
+    return [(w, t, vs, None if None in vs else all(ok(t, v) for v in vs)) for w, t, vs in rows]
+
+
+def report(res, out):
+    f = lambda v, spec=',.0f': '-' if v is None else format(v, spec)
+    e, m, raw = res['env'], res['median'], res['runs']
+    def rng(s, k):  # the range of the repetitions
+        xs = [r[k] for r in raw[s] if k in r]
+        return f" ({f(min(xs))}-{f(max(xs))})" if len(xs) > 1 else ''
+    L = ["# fh-saas and its peers, side by side", "",
+         f"Produced by `{res['command']}` on {res['date']} ({res['elapsed_s']:.0f} s).", "",
+         f"Machine: {e['platform']}, {e['cores']} cores, Python {e['python']}, SQLite {e['sqlite']}, {e['postgres']} "
+         f"(fsync on). Versions: {', '.join(f'{k} {v}' for k, v in e['versions'].items())}; fh-saas from "
+         f"`{e['fh_saas_source']}`. Load average (1/5/15 min) "
+         f"at start {'/'.join(f'{x:.2f}' for x in e['load_start'])}, at end {'/'.join(f'{x:.2f}' for x in e['load_end'])}.",
+         "", f"A no-op job. **End to end**: {res['params']['jobs']:,} jobs enqueued one after another while the consumer "
+         f"runs, jobs/s = jobs / (first enqueue -> last completed). **Drain**: {res['params']['jobs']:,} jobs enqueued "
+         "with no consumer running, then it starts: jobs/s = jobs / (consumer start -> last completed); for a consumer "
+         "in a worker process (PostgreSQL rows) from the first job started, so that Python's start-up is excluded. "
+         f"**Latency**: {WARMUP} warm-up jobs, then {res['params']['lat_jobs']} jobs {GAP * 1e3:.0f} ms apart, submit "
+         "-> completed as the system itself records it. Median of "
+         f"{res['params']['reps']} repetitions, each system in a fresh process per repetition, interleaved; the range "
+         "of the repetitions in brackets. *Enqueue jobs/s*: the submitting loop's own rate in the end-to-end run (one "
+         "client, one job at a time; the in-app paths run each job in it too). What each system runs: below, and "
+         "`bench/systems/<name>.py`.", "",
+         "| system | file | end to end jobs/s | drain jobs/s | p50 ms | p99 ms | enqueue jobs/s (end to end run) |",
+         "|---|---|---:|---:|---:|---:|---:|"]
+    for s in res['systems']:
+        if s == 'route': continue
+        x = m.get(s) or {}
+        if not x:
+            L.append(f"| {res['labels'][s]} | `{s}` | not run: {raw[s][-1].get('error', '?')} | | | | |")
+            continue
+        L.append(f"| {res['labels'][s]} | `{s}` | {f(x.get('e2e'))}{rng(s, 'e2e')} | {f(x.get('drain'))}{rng(s, 'drain')} | "
+                 f"{f(x.get('p50'), '.2f')} | {f(x.get('p99'), '.2f')} | {f(x.get('enqueue'))} |")
+    if 'route' in res['systems']:
+        x = m.get('route') or {}
+        L += ["", "Submitting route (`route`): request -> whole response read, keep-alive client, the two routes in "
+              "turn, 2,000 requests each after 100 warm-up (300 with `--quick`).", "",
+              "| route | p50 ms | p99 ms |", "|---|---:|---:|",
+              f"| `Div(...), manager.submit('noop', noop)[1]` | {f(x.get('submit_50'), '.3f')} | {f(x.get('submit_99'), '.3f')} |",
+              f"| `Div(...), BackgroundTask(noop)` | {f(x.get('bare_50'), '.3f')} | {f(x.get('bare_99'), '.3f')} |"]
+    L += ["", "## What each system runs", ""] + [f"- `{s}`: {res['notes'][s]}" for s in res['systems']]
+    L += ["", "## Issue 14's ratios", "", "| ratio | target | this run | met |", "|---|---|---:|---|"]
+    for w, t, vs, ok in res['ratios']:
+        verdict = '-' if ok is None else 'met' if ok else '**not met**'
+        L.append(f"| {w} | {t} | {' / '.join(f(v, '.2f') for v in vs)} | {verdict} |")
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / 'peers.md').write_text('\n'.join(L) + '\n')
+        (out / 'peers.json').write_text(json.dumps(res, indent=1) + '\n')
+    return '\n'.join(L)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--reps', type=int, default=3, help='repetitions; every figure is their median')
+    ap.add_argument('--only', help='comma-separated systems to run (default: all): ' + ','.join(SYSTEMS))
+    ap.add_argument('--quick', action='store_true', help='a smoke run: 300 jobs, 50 latency jobs, 1 repetition')
+    ap.add_argument('--jobs', type=int, help='jobs per throughput measurement (default 2,000)')
+    ap.add_argument('--lat-jobs', type=int, help='jobs in the latency measurement (default 200)')
+    ap.add_argument('--out', type=Path, help='folder for peers.md and peers.json (default bench/results; '
+                                             'with --quick: none, the report is printed only)')
+    ap.add_argument('--child'); ap.add_argument('--pg-url')
+    a = ap.parse_args()
+    a.jobs = a.jobs or (300 if a.quick else 2000)
+    a.lat_jobs = a.lat_jobs or (50 if a.quick else 200)
+    if a.child: return child(a.child, a.pg_url, a.jobs, a.lat_jobs, a.quick)
+    reps = 1 if a.quick else a.reps
+    names = a.only.split(',') if a.only else SYSTEMS
+    if unknown := set(names) - set(SYSTEMS): ap.error(f"unknown systems: {', '.join(sorted(unknown))}")
+    mods = {s: system(s) for s in names}
+    pp = os.environ.get('PYTHONPATH')  # e.g. another checkout's fh_saas
+    cmd = (f"PYTHONPATH={pp} " if pp else '') + shlex.join(['.venv/bin/python', 'bench/harness.py'] + sys.argv[1:])
+    t0, load0 = time.monotonic(), os.getloadavg()
+    work = Path(tempfile.mkdtemp(prefix='bench-peers-'))
+    os.environ['BENCH_WORK'] = str(work)
+    sys.path.insert(0, str(ROOT / 'tests'))
+    from pgserver import PgServer
+    pg = PgServer().start() if any(m.BACKEND == 'pg' for m in mods.values()) else None
+    try:
+        pgv = '-'
+        if pg:
+            import psycopg
+            with psycopg.connect(pg.url) as c: pgv = ' '.join(c.execute("SELECT version()").fetchone()[0].split()[:2])
+        runs = {s: [] for s in names}
+        for r in range(reps):
+            for s in names:
+                runs[s].append(x := run_child(s, pg, a, work / 'workers.log'))
+                figs = 'ERROR ' + x['error'] if 'error' in x else json.dumps({k: round(v, 2) for k, v in x.items()})
+                print(f"rep {r + 1}/{reps} {s:16} {figs}", flush=True)
+    finally:
+        if pg: pg.close()
+        shutil.rmtree(work, ignore_errors=True)
+    keys = lambda rs: dict.fromkeys(k for r in rs for k in r if k not in ('error', 'stderr'))
+    median = {s: {k: statistics.median([r[k] for r in rs if k in r]) for k in keys(rs)} for s, rs in runs.items()}
+    import fh_saas
+    src = Path(fh_saas.__file__).parent  # which fh-saas was measured: its folder, commit, uncommitted changes
+    git = lambda *a: subprocess.run(['git', '-C', src, *a], capture_output=True, text=True).stdout.strip()
+    env = dict(platform=platform.platform(), cores=os.cpu_count(), python=platform.python_version(),
+               sqlite=sqlite3.sqlite_version, postgres=pgv, versions={p: version(p) for p in PEERS},
+               fh_saas_source=f"{src} at commit {git('rev-parse', '--short', 'HEAD') or '?'}"
+                              + (', with uncommitted changes' if git('status', '--porcelain', '.') else ''),
+               load_start=load0, load_end=os.getloadavg())
+    res = dict(command=cmd, date=datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
+               elapsed_s=time.monotonic() - t0, env=env, params=dict(jobs=a.jobs, lat_jobs=a.lat_jobs, reps=reps),
+               systems=names, labels={s: m.LABEL for s, m in mods.items()}, median=median, runs=runs,
+               notes={s: ' '.join(m.__doc__.split()) for s, m in mods.items()})
+    res['ratios'] = ratio_rows(median)
+    out = a.out or (None if a.quick else HERE / 'results')
+    print(report(res, out))
+
+
+if __name__ == '__main__': main()
