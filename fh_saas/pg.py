@@ -6,7 +6,7 @@ Docs: https://fh-saas.github.io/fh-saas/pg.html.md"""
 
 # %% ../nbs/07_pg.ipynb #c9f40808
 from __future__ import annotations
-import os, re, time, threading, logging
+import os, re, time, asyncio, weakref, threading, logging
 from contextlib import contextmanager
 from typing import Callable
 from urllib.parse import urlsplit, urlunsplit, parse_qsl, urlencode, unquote
@@ -14,6 +14,7 @@ from .db_host import check_tenant_id, timestamp, TenantHost, mask_url
 from .db_host import gen_id
 from .jobs import SCHEMA, MIGRATIONS, INDEXES, log
 from .store import JobStore, _CLAIM_SET, _RUN_COLS
+from .runner import in_io
 
 # %% auto #0
 __all__ = ['CHANNEL', 'IDLE_TABLE', 'split_url', 'tenant_schema', 'pool_for', 'Listener', 'listener_for', 'idle_list', 'set_idle',
@@ -334,6 +335,7 @@ class FinishGroup:
     def __init__(self, conninfo:str, # the server whose tenants' jobs these are
                 ):
         self.conninfo, self.lock, self.queue, self.busy = conninfo, threading.Lock(), [], False
+        self._loops, self._flushes = weakref.WeakKeyDictionary(), set()  # event loop -> its waiting attempts
         self.stats = dict(writes=0, rows=0)
 
     def finish(self,
@@ -355,6 +357,34 @@ class FinishGroup:
         me[0].wait()
         if me[2] is not None: raise me[2]
         return me[1]
+
+    async def finish_async(self,
+                           store:PgJobStore, # the job's store
+                           row:dict, # `id, attempt, status, now_s, result, error_log` of one attempt
+                          ) -> str|None:
+        "`finish` for a coroutine on the event loop: the attempts ending meanwhile go out in one statement, from an I/O thread."
+        loop = asyncio.get_running_loop()
+        w = self._loops.get(loop)
+        if w is None: w = self._loops[loop] = dict(queue=[], flushing=False)
+        fut = loop.create_future(); w['queue'].append((store, row, fut))
+        if not w['flushing']:  # else the flush under way takes it with the next group
+            w['flushing'] = True; self._flushes.add(loop.create_task(self._flush(w)))
+        return await fut
+
+    async def _flush(self, w:dict):
+        "Write the attempts waiting on this loop, group after group until none is left; each waiter learns its own row's status."
+        try:
+            await asyncio.sleep(0)  # let the attempts ending in this turn of the loop join
+            while w['queue']:
+                group, w['queue'] = w['queue'], []
+                try: won, errs = await in_io(self._write, group)
+                except BaseException as e: won, errs = {}, {st.schema: e for st, _, _ in group}
+                for st, r, fut in group:
+                    if fut.done(): continue
+                    if (e := errs.get(st.schema)) is not None: fut.set_exception(e)
+                    else: fut.set_result(won.get((st.schema, r['id'])))
+        finally:
+            w['flushing'] = False; self._flushes.discard(asyncio.current_task())
 
     def _write(self, group:list) -> tuple[dict, dict]:
         "Write `group` in one statement (each schema alone if that fails): `({(schema, id): status}, {schema: error})`."
@@ -405,6 +435,19 @@ def _pg_finish(self:PgJobStore,
     return self.finisher.finish(self, dict(id=job_id, attempt=attempt, status=status, now_s=timestamp(now), result=result,
                                            error_log=error_log))
 PgJobStore.finish = _pg_finish
+
+async def _pg_finish_soon(self:PgJobStore,
+                          job_id:str, # the job's id
+                          attempt:int, # the attempt this write is for: it loses if another attempt has begun
+                          status:str, # `completed`, `failed` or `cancelled`
+                          now:float, # the current time, epoch seconds
+                          result:str|None=None, # the result as JSON text
+                          error_log:str|None=None, # the whole error log as JSON text (`None`: keep it)
+                         ) -> str|None:
+    "`finish` from the event loop, grouped with every attempt of this server ending meanwhile; the status written, or `None`."
+    return await self.finisher.finish_async(self, dict(id=job_id, attempt=attempt, status=status, now_s=timestamp(now),
+                                                       result=result, error_log=error_log))
+PgJobStore.finish_soon = _pg_finish_soon
 
 # %% ../nbs/07_pg.ipynb #cb7a0001
 def _claim_batch(items:list, # `[(store, n)]`: at most `n` due jobs of each store, all on one server, distinct schemas

@@ -467,13 +467,18 @@ def record(self:Runner,
             if not told: log.warning("job %s: writing its outcome: %s; retrying while its lease lasts", row['id'], e)
             told = True; time.sleep(wait); wait = min(wait * 2, 1.0)
             continue
-        if out.kind == 'error':
-            log.warning("job %s (%r) attempt %s failed: %r", row['id'], row['job_type'], row['attempt'],
-                        mask_url(describe(out.exc)))   # an error may name a database URL: never its password
-        if status == 'pending':
-            for cb in self.store.listeners: cb(self.store)
-        _tell(self.store, row, status, out, ctx, self.clock())
-        return status, run_at
+        return self._recorded(row, out, ctx, status, run_at)
+
+@patch
+def _recorded(self:Runner, row:dict, out:Outcome, ctx:JobContext, status:str|None, run_at:float|None) -> tuple:
+    "After an outcome was written: log a failed attempt, wake the scheduler for a retry, tell the hooks."
+    if out.kind == 'error':
+        log.warning("job %s (%r) attempt %s failed: %r", row['id'], row['job_type'], row['attempt'],
+                    mask_url(describe(out.exc)))   # an error may name a database URL: never its password
+    if status == 'pending':
+        for cb in self.store.listeners: cb(self.store)
+    _tell(self.store, row, status, out, ctx, self.clock())
+    return status, run_at
 
 @patch
 def _write_outcome(self:Runner, row:dict, out:Outcome, now:float) -> tuple:
@@ -538,9 +543,22 @@ def _record_inline(self:Runner, row:dict, out:Outcome, ctx:JobContext) -> tuple|
     return None
 
 @patch
+async def _record_grouped(self:Runner, row:dict, out:Outcome, ctx:JobContext) -> tuple|None:
+    "Record an attempt that ends its job through the store's loop-side group (`finish_soon`); `None`: use a job thread."
+    out = settle(out, ctx, row.get('timeout'))
+    if out.kind == 'released' or ctx._prog not in (None, ctx._written): return None  # a hand-back, or progress to write
+    now = self.clock()
+    status, f = classify(row, out, now, self.policy)
+    if status == 'pending': return None  # a retry: rescheduled from a job thread
+    try: written = await self.store.finish_soon(row['id'], row['attempt'], status, now, **f)
+    except Exception: return None  # the job thread's write tries again while the lease lasts
+    return self._recorded(row, out, ctx, written, None)
+
+@patch
 async def _record(self:Runner, row:dict, out:Outcome, ctx:JobContext) -> tuple:
-    "Record on the event loop if that cannot wait (no-wait SQLite write), else in a job thread (retried while the lease lasts)."
+    "Record on the event loop if that cannot wait (no-wait SQLite write), in a group of the store's (PostgreSQL), else in a job thread."
     if self.store.inline_ok and (done := self._record_inline(row, out, ctx)) is not None: return done
+    if hasattr(self.store, 'finish_soon') and (done := await self._record_grouped(row, out, ctx)) is not None: return done
     return await self.threads.run(self.record, row, out, ctx)
 
 # %% ../nbs/03_runner.ipynb #7b0c3d28
