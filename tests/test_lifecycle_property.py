@@ -23,7 +23,7 @@ class JobLifecycle(RuleBasedStateMachine):
 
     @rule(target=jobs, max_retries=st.integers(0, 3), delay=st.sampled_from([0, 0, 5]))
     def submit(self, max_retries, delay):
-        i, _ = self.mgr.enqueue('noop', noop, max_retries=max_retries, delay=delay)
+        i, _ = self.mgr.enqueue('lifecycle-noop', noop, max_retries=max_retries, delay=delay)
         self.model[i] = dict(status='pending', attempt=0, retry_count=0, max_retries=max_retries,
                              run_at=self.clock() + delay, cancel=False)
         return i
