@@ -110,7 +110,7 @@ def declared(path:str, # `module:qualname` of a function
     env = [m.strip() for m in os.environ.get('FH_SAAS_TASK_MODULES', '').split(',') if m.strip()]
     return mod in task_modules or mod in env
 
-_resolved = {}  # (path, task modules, $FH_SAAS_TASK_MODULES) -> the function: a path is declared for good
+_declared_ok = set()  # (path, task modules, $FH_SAAS_TASK_MODULES) found declared: it stays so
 
 def resolve(job_type:str, # the job's type
             path:str|None, # `module:qualname` of the function, as stored with the job
@@ -122,15 +122,14 @@ def resolve(job_type:str, # the job's type
     if job_type in tasks: return tasks[job_type]
     if not path: raise UndeclaredTask(f"no task registered as {job_type!r} and no import path stored")
     key = (path, tuple(task_modules), os.environ.get('FH_SAAS_TASK_MODULES', ''))
-    obj = _resolved.get(key)
-    if obj is not None: return obj   # declared and imported before, under the same declarations
-    if not declared(path, task_modules):
-        raise UndeclaredTask(f"{path!r} is not a declared task: register it with @task, or list its module in "
-                             "task_modules / --imports / FH_SAAS_TASK_MODULES")
+    if key not in _declared_ok:   # checked once under the same declarations: a declared path stays declared
+        if not declared(path, task_modules):
+            raise UndeclaredTask(f"{path!r} is not a declared task: register it with @task, or list its module in "
+                                 "task_modules / --imports / FH_SAAS_TASK_MODULES")
+        _declared_ok.add(key)
     mod, _, qn = path.partition(':')
     obj = importlib.import_module(mod)  # not sys.modules: another thread may be half-way through importing it
-    for part in qn.split('.'): obj = getattr(obj, part)
-    _resolved[key] = obj
+    for part in qn.split('.'): obj = getattr(obj, part)  # looked up each time: a module may redefine it
     return obj
 
 # %% ../nbs/01_jobs.ipynb #5f0a1c22
