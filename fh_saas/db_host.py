@@ -12,7 +12,7 @@ from pathlib import Path
 from fastcore.basics import store_attr
 
 # %% auto #0
-__all__ = ['timestamp', 'gen_id', 'check_tenant_id', 'mask_url', 'TenantHost', 'SqliteHost']
+__all__ = ['RACY', 'RACY_FINE', 'timestamp', 'gen_id', 'check_tenant_id', 'mask_url', 'TenantHost', 'settled', 'SqliteHost']
 
 # %% ../nbs/00_db_host.ipynb #04d698df
 _second = (None, '')  # the last whole second formatted, and its text: most calls only format the microseconds
@@ -75,6 +75,17 @@ class TenantHost:
         return Database(self.sqlalchemy_url(tenant_id))
 
 # %% ../nbs/00_db_host.ipynb #111887ee
+#: seconds a file's or folder's timestamp is not trusted after it changed, on file systems with whole-second clocks (FAT: 2 s)
+RACY = 2.0
+#: the same on file systems with finer clocks (ext4, xfs, btrfs, APFS, tmpfs): a twentieth of a second covers a tick
+RACY_FINE = 0.05
+
+def settled(ts_ns:int, # a file's or folder's timestamp (`st_mtime_ns`, `st_ctime_ns`)
+            at:float, # when it was read (`time.time()`)
+           ) -> bool:
+    "Whether a change made after `at` is sure to give a timestamp other than `ts_ns` (it is older than the clock's step)."
+    return ts_ns < (at - (RACY if ts_ns % 1_000_000_000 == 0 else RACY_FINE)) * 1e9
+
 class SqliteHost(TenantHost):
     "Tenant databases as SQLite files, one per tenant, under `data_dir`."
     kind = 'sqlite'
@@ -83,6 +94,7 @@ class SqliteHost(TenantHost):
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._root = str(self.data_dir.resolve())  # resolved once: a scheduler builds every tenant's URL each poll
+        self._files = self._tenants = (None, None)  # (folder's mtime when listed, names), (names, tenant ids)
 
     def path(self,
              tenant_id:str, # the tenant id (checked)
@@ -112,8 +124,24 @@ class SqliteHost(TenantHost):
             c.close()
         return self.url(tenant_id)
 
+    def files(self) -> frozenset[str]:
+        "Names of the files in `data_dir`, read again only when the folder changed (else it costs one `stat`): the same object until then."
+        mtime = os.stat(self._root).st_mtime_ns  # before the listing: a change made while we list shows next time
+        at, names = self._files
+        if names is not None and at == mtime: return names
+        at = time.time()
+        names = frozenset(os.listdir(self._root))
+        # trusted only once the folder's clock has moved on: a file added later within the same tick would not show
+        self._files = (mtime if settled(mtime, at) else None, names)
+        return names
+
     def tenants(self) -> list[str]:
         "Ids of every tenant that has a database, sorted."
-        return sorted(p.stem for p in self.data_dir.glob('*.db') if _TENANT_RE.fullmatch(p.stem))
+        names = self.files()
+        seen, ids = self._tenants
+        if seen is not names:
+            ids = sorted(n[:-3] for n in names if n.endswith('.db') and _TENANT_RE.fullmatch(n[:-3]))
+            self._tenants = (names, ids)
+        return list(ids)
 
     def __repr__(self): return f"SqliteHost({str(self.data_dir)!r})"

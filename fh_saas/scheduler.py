@@ -11,25 +11,40 @@ from contextlib import asynccontextmanager
 from fastcore.basics import patch
 from typing import Any, Callable
 import anyio
-from .db_host import mask_url
+from .db_host import mask_url, settled
 from .jobs import TaskRegistry, retry_delay, pid_gone, log
 from .store import JobStore, LeaseExpired, store_for, forget
 from .runner import Runner, JobThreads, in_io
 _all_ = ['pid_gone', 'LeaseExpired']
 
 # %% auto #0
-__all__ = ['Scheduler', 'pid_gone', 'LeaseExpired']
+__all__ = ['LOOK_CHUNK', 'NET_SHARE', 'NET_BURST', 'Scheduler', 'pid_gone', 'LeaseExpired']
 
 # %% ../nbs/05_scheduler.ipynb #72d8d18c
-def _file_sig(store:JobStore):
-    "What changes when anyone commits to an SQLite database in WAL mode: the files' size and mtime."
+#: seconds of first looks per round of the loop while tenants wait for theirs (the loop dispatches between rounds)
+LOOK_CHUNK = 0.05
+#: the share of the time the safety net's looks may take; with many tenants, a round of it outlasts `full_scan`
+NET_SHARE = 0.01
+#: seconds of safety-net looks at most in one burst: the files they open and close change the folder, which makes the
+#: next poll stat every file, so they come in bursts (chunks of `LOOK_CHUNK` with dispatches between), not at every poll
+NET_BURST = 0.5
+
+def _file_sig(store:JobStore,
+              wal:bool=True, # whether its -wal file may exist (a folder listing without it says it does not)
+             ):
+    "What changes when anyone commits to an SQLite database in WAL mode: its file's inode, ctime and size, its -wal's ctime and size."
     sig = []
-    for suffix in ('', '-wal'):
+    for suffix in ('', '-wal') if wal else ('',):
         try: st = os.stat(f"{store.path}{suffix}")
         except (FileNotFoundError, TypeError): sig.append(None); continue
         # an empty -wal is no change: opening the first connection creates one, closing the last removes it
-        sig.append((st.st_mtime_ns, st.st_size) if st.st_size or not suffix else None)
-    return tuple(sig)
+        if not suffix: sig.append((st.st_ino, st.st_ctime_ns, st.st_size))
+        else: sig.append((st.st_ctime_ns, st.st_size) if st.st_size else None)
+    return tuple(sig) if wal else (sig[0], None)
+
+def _sig_settled(sig:tuple, at:float) -> bool:
+    "Whether every timestamp in `sig`, read at `at`, is old enough that a later commit must change it."
+    return all(settled(part[-2], at) for part in sig if part is not None)
 
 class Scheduler:
     "Runs the due jobs of every tenant database in this process; start it with the app's lifespan."
@@ -44,7 +59,7 @@ class Scheduler:
                  clock:Callable[[], float]=time.time, # where "now" comes from
                  worker:str|None=None, # the name written into leases (default `worker_id()`)
                  tenant_limit:int|None=None, # at most this many jobs of one tenant running at once (all runners)
-                 full_scan:float=60.0, # seconds between looks at every database, changed or not (a safety net)
+                 full_scan:float=60.0, # seconds between reads of every SQLite database, changed or not (a safety net)
                  tenant_slots:int|None=None, # at most this many of this scheduler's slots for one tenant (default: all but an eighth)
                  task_modules=(), # modules whose functions may run as tasks (besides `@task`; see `resolve`)
                  schedules=None, # periodic jobs to keep: `Schedule`s (default: those declared with `schedule`; `()`: none)
@@ -61,23 +76,36 @@ class Scheduler:
         self.schedules, self._slots = schedules, {}   # (schedule name, tenant) -> the slot whose job was written
         self.stats = dict(runs=0, scans=0, queries=0, rescued=0)
         self._loop, self._event, self._stopping = None, None, False
+        self._unseen, self._listed, self._listed_from = {}, (None, {}), None  # tenants to look at first; the last listing
+        self._names, self._with_wal = None, set()   # the folder listing of the last look at the files; stores with a -wal
+        self._looked, self._rounds = {}, {}          # store -> when last looked at; the safety net's rounds
+        self._keys, self._wal_of, self._recheck = {}, {}, set()  # store -> tenant key, -> its -wal's name; stores to stat again
+        self._blind, self._credit, self._credit_at, self._look_cost, self._bursting = 0, 0.0, 0.0, 0.001, False  # the net's
+
+    @property
+    def unseen(self) -> int:
+        "How many tenants this scheduler has not looked at yet since it started (0 once it has looked at every one)."
+        return len(self._unseen)
+
+    def _key(self, t): return t if isinstance(t, str) else id(t)
+
+    def _open(self, key, t) -> JobStore|None:
+        "The store of tenant `t` (opened once); `None`, logged once, if it cannot be opened."
+        src = self.source
+        st = self._by_key.get(key)
+        if st is None:
+            try: st = self._by_key[key] = store_for(src.url(t) if hasattr(src, 'tenants') else t, create=False)
+            except Exception as e:
+                if key not in self.broken: log.error("scheduler: skipping tenant %s: %s", mask_url(str(t)), e)
+                self.broken.add(key); return None
+            if key in self.broken: log.info("scheduler: tenant %s is back", mask_url(str(t))); self.broken.discard(key)
+            self._keys[st] = key
+        return st
 
     def stores(self) -> list[JobStore]:
-        "The job stores of every tenant database, as of now; one that cannot be opened is logged and skipped."
-        src, out, seen = self.source, [], set()
-        for t in (src.tenants() if hasattr(src, 'tenants') else src):
-            key = t if isinstance(t, str) else id(t)
-            seen.add(key)
-            st = self._by_key.get(key)
-            if st is None:
-                try: st = self._by_key[key] = store_for(src.url(t) if hasattr(src, 'tenants') else t, create=False)
-                except Exception as e:
-                    if key not in self.broken: log.error("scheduler: skipping tenant %s: %s", mask_url(str(t)), e)
-                    self.broken.add(key); continue
-                if key in self.broken: log.info("scheduler: tenant %s is back", mask_url(str(t))); self.broken.discard(key)
-            out.append(st)
-        for key in set(self._by_key) - seen: self._forget(self._by_key.pop(key), f"tenant {mask_url(str(key))} is gone")
-        return out
+        "The job stores of every tenant database, as of now (opening each); one that cannot be opened is logged and skipped."
+        self._refresh()
+        return [st for key, t in self._listed[1].items() if (st := self._open(key, t)) is not None]
 
     def __repr__(self):
         src = self.source if hasattr(self.source, 'tenants') else f"{len(self.source)} databases"
@@ -102,6 +130,11 @@ def _adopt(self:Scheduler, store:JobStore) -> Runner:
         r = self.runners[store] = Runner(store, lease=self.lease, policy=self.policy, tasks=self.tasks,
                                          clock=self.clock, threads=self.threads, worker=self.worker,
                                          task_modules=self.task_modules)
+        if store.dialect == 'sqlite':
+            self._wal_of[store] = store.path.name + '-wal'
+            if self._names is not None and self._wal_of[store] in self._names: self._with_wal.add(store)
+        else: self._blind += 1   # no file shows its changes: the safety net reads it every `poll` s
+    if self.wake not in store.listeners:  # new, or served again after a restart
         store.listeners.append(self.wake); store.runner = self; store.watch(self.wake)
         self.next[store] = 0.0  # look at it at once
     return r
@@ -130,8 +163,13 @@ def _forget(self:Scheduler, store:JobStore, why:str):
     "Stop serving a tenant that is gone, and close its connections: it is never created again from here."
     log.warning("scheduler: %s; no longer served", why)
     self._drop(store)
-    for d in (self.runners, self.next, self.sigs, self.served, self.lease_at, self.trouble): d.pop(store, None)
-    self.woken.discard(store)
+    if store in self.runners and store.dialect != 'sqlite': self._blind -= 1
+    for d in (self.runners, self.next, self.sigs, self.served, self.lease_at, self.trouble, self._looked, self._wal_of):
+        d.pop(store, None)
+    for s in (self.woken, self._recheck, self._with_wal): s.discard(store)
+    key = self._keys.pop(store, None)
+    if key is not None and self._by_key.get(key) is store: del self._by_key[key]
+    self._listed, self._listed_from = (None, self._listed[1]), None  # listed again: a tenant made anew is served anew
     if store.dialect == 'sqlite': forget(store)
 
 @patch
@@ -144,34 +182,135 @@ def _troubled(self:Scheduler, store:JobStore, why:str|None):
 
 # %% ../nbs/05_scheduler.ipynb #aa8f34c5
 @patch
+def _newest_first(self:Scheduler, keys:list, listed:dict) -> list:
+    "`keys` in the order of their first look: the most recently written files first (other hosts' tenants as listed)."
+    src = self.source
+    if not keys or not hasattr(src, 'files'): return keys
+    names = src.files()
+    def written(k):
+        p, ts = str(src.path(listed[k])), 0
+        for f in (p, p + '-wal') if os.path.basename(p) + '-wal' in names else (p,):
+            try: ts = max(ts, os.stat(f).st_mtime_ns)
+            except OSError: pass
+        return ts
+    return sorted(keys, key=written, reverse=True)
+
+@patch
+def _refresh(self:Scheduler) -> dict:
+    "List the tenants (`{key: tenant}`): new ones wait for their first look, newest files first; vanished ones are forgotten."
+    src, (last, was) = self.source, self._listed
+    names = src.files() if hasattr(src, 'files') else None
+    if names is not None and names is self._listed_from: return was   # the folder did not change: nor did its tenants
+    items = src.tenants() if hasattr(src, 'tenants') else list(src)
+    self._listed_from = names
+    if items == last: return was
+    listed = {self._key(t): t for t in items}
+    for key in was.keys() - listed.keys():
+        self._unseen.pop(key, None); self.broken.discard(key)
+        if key in self._by_key: self._forget(self._by_key[key], f"tenant {mask_url(str(key))} is gone")
+    new = [k for k in listed if (k not in was or k not in self._by_key) and k not in self._unseen and k not in self.broken]
+    for k in self._newest_first(new, listed): self._unseen[k] = listed[k]
+    self._listed = (items, listed)
+    return listed
+
+@patch
+def _look(self:Scheduler, st:JobStore, now:float, sig:tuple|None=None, at:float|None=None) -> int:
+    "Read when `st` is next due, rescuing first the jobs whose runner is gone; 1 if it answered, else 0 (looked at again soon)."
+    files = st.dialect == 'sqlite'
+    if files and sig is None: at, sig = time.time(), _file_sig(st)
+    if files and sig[0] is None: self._forget(st, f"{st.path} was deleted"); return 0
+    self._looked[st] = time.monotonic()
+    try:
+        ok, due = st.inline(st.due_times, wait=0.1)
+        if ok and due[1] is not None and (files or due[1] <= now):  # jobs run there: a lease ran out, or its holder is gone
+            ok, got = st.inline(st.rescue, now, self.policy, self._gone(st), wait=0.1)
+            if ok and got: self.stats['rescued'] += got; ok, due = st.inline(st.due_times, wait=0.1)
+    except Exception as e:  # one tenant's trouble must not stop the others
+        ok, why = False, f"{type(e).__name__}: {e}"
+    else: why = 'database is locked'
+    if not ok:
+        self._troubled(st, why); self.sigs.pop(st, None); self._recheck.add(st); return 0
+    self._troubled(st, None); self._set_due(st, *due)
+    if files:
+        # remember the files as they were before the look only if the look changed nothing (opening the first
+        # connection creates the -wal file) and their clock has moved on since: a commit made meanwhile by another
+        # process then shows at the next poll
+        if sig == _file_sig(st) and _sig_settled(sig, at): self.sigs[st] = sig; self._recheck.discard(st)
+        else: self.sigs.pop(st, None); self._recheck.add(st)
+    self.stats['queries'] += 1
+    return 1
+
+@patch
+def _look_unseen(self:Scheduler,
+                 budget:float=LOOK_CHUNK, # seconds to spend, about (at least one tenant is looked at)
+                ) -> int:
+    "Open and look at tenants not looked at yet, newest files first; how many answered."
+    end, n, now = time.monotonic() + budget, 0, self.clock()
+    while self._unseen:
+        key = next(iter(self._unseen)); t = self._unseen.pop(key)
+        st = self._open(key, t)
+        if st is not None: self._adopt(st); n += self._look(st, now)
+        if time.monotonic() >= end: break
+    return n
+
+@patch
+def _net_due(self:Scheduler) -> bool:
+    "Whether the safety net looks now: a round under way (or due), and time saved up for a burst (or the rest of the round)."
+    t = time.monotonic()
+    self._credit, self._credit_at = min(NET_BURST, self._credit + (t - self._credit_at) * NET_SHARE), t
+    work = 0
+    for files, period in ((True, self.full_scan), (False, self.poll)):   # each database every `period` s, at best
+        left, started = self._rounds[files]
+        if not left and t >= started + period and (self._blind if not files else len(self.runners) - self._blind):
+            left = [s for s in self.runners if (s.dialect == 'sqlite') == files]; self._rounds[files] = (left, t)
+        work += len(left)
+    if not work or self._credit <= 0: self._bursting = False
+    elif self._credit >= min(NET_BURST, work * self._look_cost): self._bursting = True
+    return self._bursting
+
+@patch
+def _net(self:Scheduler) -> int:
+    "The safety net: look again, for a chunk of time, at databases of its rounds not looked at since their round began."
+    t0, n, now = time.monotonic(), 0, self.clock()
+    for files in (True, False):
+        left, started = self._rounds[files]
+        while left and time.monotonic() - t0 < min(LOOK_CHUNK, self._credit):
+            st = left.pop()
+            if st in self.runners and self._looked.get(st, -1.0) < started:
+                t = time.monotonic(); n += self._look(st, now)
+                self._look_cost = 0.9 * self._look_cost + 0.1 * (time.monotonic() - t)   # seconds a look takes, lately
+    self._credit -= time.monotonic() - t0
+    return n
+
+@patch
 def scan(self:Scheduler,
-         force:bool=False, # query every database, changed or not
+         force:bool=False, # query every database now, changed or not
         ) -> int:
-    "Look at every tenant database whose files changed (or all, with `force`); how many were queried."
+    "Look at every tenant database whose files changed and at a share of the others (all, with `force`); how many answered."
     self.stats['scans'] += 1
-    n, now = 0, self.clock()
-    for st in self.stores():
-        self._adopt(st)
-        sig = _file_sig(st) if st.dialect == 'sqlite' else None
+    n, now, t0 = 0, self.clock(), time.monotonic()
+    listed = self._refresh()
+    for key in [k for k in self.broken if k in listed]:  # a file that could not be opened: tried again at every poll
+        if (st := self._open(key, listed[key])) is not None: self._unseen.pop(key, None); self._adopt(st); n += self._look(st, now)
+    if force: n += self._look_unseen(float('inf'))
+    names = self.source.files() if hasattr(self.source, 'files') else None
+    if force or names is None or names is not self._names:  # the folder changed (or there is none): stat every file
+        cands = [st for st in self.runners if force or st.dialect == 'sqlite' or st in self._recheck]
+        if names is not None: self._with_wal = {st for st in cands if self._wal_of.get(st) in names}
+    else:  # else only what may have changed: files with a -wal, files not settled yet, and tenants with new work here
+        cands = self._with_wal | self._recheck | {st for st in list(self.woken) if st in self.sigs}
+    self._names = names
+    for st in cands:
+        if st not in self.runners or (force and self._looked.get(st, -1.0) >= t0): continue  # gone, or just looked at
+        at = time.time()
+        sig = _file_sig(st, names is None or self._wal_of[st] in names) if st.dialect == 'sqlite' else None
         if sig is not None and sig[0] is None: self._forget(st, f"{st.path} was deleted"); continue
         if not force and sig is not None and sig == self.sigs.get(st) and st not in self.woken:
             nxt = self.next.get(st)
             if sig[1] is not None and not self.busy.get(st) and (nxt is None or nxt > now + self.poll):
                 st.checkpoint('TRUNCATE')  # idle: empty its write-ahead log
             continue
-        try:
-            ok, got = st.inline(st.rescue, now, self.policy, self._gone(st), wait=0.1)
-            if ok: ok, due = st.inline(st.due_times, wait=0.1)
-        except Exception as e:  # one tenant's trouble must not stop the others
-            self._troubled(st, f"{type(e).__name__}: {e}"); self.sigs.pop(st, None); continue
-        if not ok: self._troubled(st, 'database is locked'); self.sigs.pop(st, None); continue
-        self._troubled(st, None)
-        self.stats['rescued'] += got; self._set_due(st, *due)
-        # remember the files as they were before the look only if the look changed nothing (opening the first
-        # connection creates the -wal file): a commit made meanwhile by another process is then seen next time
-        self.sigs[st] = sig if sig == (_file_sig(st) if sig is not None else None) else None
-        n += 1
-    self.stats['queries'] += n
+        n += self._look(st, now, sig, at)
     return n
 
 # %% ../nbs/05_scheduler.ipynb #sc1t0001
@@ -255,7 +394,7 @@ async def _dispatch(self:Scheduler, tg):
     while self.threads.free:
         now = self.clock()
         due = [s for s, t in self.next.items() if ((t is not None and t <= now) or s in self.woken) and s not in tried]
-        if not due: return await self._set_idle(True)
+        if not due: return await self._set_idle(not self.unseen)  # idle only once every tenant was looked at
         share = max(1, -(-self.concurrency // len(due)))  # while several tenants wait, none gets more than its share
         due.sort(key=lambda s: (self.busy.get(s, 0), self.served.get(s, 0)))
         plan = []  # (store, slots taken for it): every tenant's share is decided before any claim is sent
@@ -333,19 +472,23 @@ async def serve(self:Scheduler,
                ):
     "Run the scheduler until `stop()`; hands unfinished jobs back when it ends."
     self._loop, self._event, self._stopping = asyncio.get_running_loop(), asyncio.Event(), False
+    t0 = time.monotonic()  # every tenant gets a first look again; the safety net's first rounds start a period from now
+    self._unseen, self._listed, self._listed_from, self._names = {}, (None, {}), None, None
+    self._rounds = {True: ([], t0), False: ([], t0)}
+    self._credit, self._credit_at, self._bursting = 0.0, t0, False
     try:
         async with anyio.create_task_group() as tg:
-            await in_io(self.scan, True)
-            await in_io(self.tick_schedules)
-            task_status.started()
-            next_scan, next_full = time.monotonic() + self.poll, time.monotonic() + self.full_scan
-            next_tick = time.monotonic() + self.tick_every()
+            try: await in_io(self._refresh)  # the tenants are listed, not looked at, before it reports started
+            except Exception as e: log.warning("scheduler: listing the tenants: %s: %s; tried again at the next poll", type(e).__name__, e)
+            task_status.started()  # the first look at every tenant goes on below, between dispatches
+            next_scan, next_tick = time.monotonic() + self.poll, t0
             while not self._stopping:
                 try:
                     if time.monotonic() >= next_scan:
-                        full = time.monotonic() >= next_full
-                        await in_io(self.scan, full); next_scan = time.monotonic() + self.poll
-                        if full: next_full = time.monotonic() + self.full_scan
+                        await in_io(self.scan); next_scan = time.monotonic() + self.poll
+                    elif self._unseen:
+                        if await in_io(self._look_unseen): next_tick = 0.0  # their schedules' next slots at once
+                    if not self._unseen and self._net_due(): await in_io(self._net)
                     if time.monotonic() >= next_tick:
                         await in_io(self.tick_schedules); next_tick = time.monotonic() + self.tick_every()
                     await self._dispatch(tg)
@@ -356,7 +499,7 @@ async def serve(self:Scheduler,
                     with anyio.move_on_after(1.0): await self._event.wait()
                     self._event.clear(); continue
                 if self._stopping: break
-                waits = [next_scan - time.monotonic(), next_tick - time.monotonic()]
+                waits = [next_scan - time.monotonic(), next_tick - time.monotonic()] + ([0] if self._unseen or self._bursting else [])
                 if self.threads.free:
                     now = self.clock()
                     waits += [t - now for s, t in self.next.items() if t is not None
@@ -380,6 +523,9 @@ async def _hand_back(self:Scheduler):
             try:
                 if await in_io(st.release, job_id, attempt, self.clock()): log.info("handed back job %s", job_id)
             except Exception: log.exception("could not hand back job %s", job_id)
+    with anyio.CancelScope(shield=True):
+        try: await self._set_idle(False)   # off the idle list: inserts stop picking this process
+        except Exception: pass
     for st in list(self.runners): self._drop(st)
     self._loop = self._event = None
 

@@ -43,6 +43,7 @@ WAL_LIMIT = 4 * 1024 * 1024  #: bytes of write-ahead log past which a checkpoint
 CHECK_WAL_EVERY = 64         #: statements between looks at the log's size
 _idle_lru, _idle_lock = OrderedDict(), threading.Lock()  # every idle connection of the process, least recently used first
 _bg = ThreadPoolExecutor(1, thread_name_prefix='fh-saas-checkpoint')
+_NEEDED = set(COLUMNS) | set(re.findall(r'CREATE (?:UNIQUE )?INDEX IF NOT EXISTS (\w+)', SCHEMA + INDEXES))  # columns and indexes
 
 class JobStore:
     "The `tenant_jobs` table of one SQLite database file, with a small pool of connections."
@@ -62,14 +63,19 @@ class JobStore:
         self.runner = None   # an in-process scheduler serving this store, if any
         if not create and not self.path.exists():
             raise LookupError(f"no tenant database {self.path}: create it first (host.create(tenant), or create=True)")
-        c = self._connect(5.0, create=True)
-        try:
-            c.executescript(SCHEMA)
-            have = {r['name'] for r in c.execute("PRAGMA table_info(tenant_jobs)")}
-            for col, ddl in MIGRATIONS.items():
-                if col not in have: c.execute(ddl)
-            c.executescript(INDEXES)
-        finally: c.close()
+        c = self._connect(5.0, create=create)
+        try:  # one read says whether the table, its columns and its indexes are all there: then no DDL runs
+            have = {r[0] for r in c.execute("SELECT name FROM pragma_table_info('tenant_jobs') UNION ALL "
+                                            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'tenant_jobs'")}
+            if ready := _NEEDED <= have: self._give(c, 5.0)  # the first operation uses it: opening a store opens its file once
+            else:
+                c.executescript(SCHEMA)
+                have = {r['name'] for r in c.execute("PRAGMA table_info(tenant_jobs)")}
+                for col, ddl in MIGRATIONS.items():
+                    if col not in have: c.execute(ddl)
+                c.executescript(INDEXES)
+        except BaseException: c.close(); raise
+        if not ready: c.close()  # the schema was written: closing the last connection checkpoints it into the file
 
     def _connect(self, wait:float, create:bool=False):
         mode = 'rwc' if create else 'rw'
@@ -83,14 +89,25 @@ class JobStore:
         except BaseException: c.close(); raise
         return c
 
+    @staticmethod
+    def _tune(c, wait:float):
+        "Make an idle connection of another kind one that waits `wait` s for a lock (and checkpoints only if it may wait)."
+        c.execute(f'PRAGMA busy_timeout={int(wait * 1000)}'); c.execute(f'PRAGMA wal_autocheckpoint={1000 if wait else 0}')
+
     @contextmanager
     def _conn(self):
         "Lend one connection to one operation; it is never used by two threads at once."
         wait = getattr(self._tls, 'wait', 5.0)  # seconds it may wait for another writer's lock
         with _idle_lock:
-            idle = self._idle.setdefault(wait, [])
+            idle, other = self._idle.setdefault(wait, []), None
+            if not idle:  # none of this kind: one of another kind is retuned, cheaper than opening the file again
+                other = next((w for w, cs in self._idle.items() if cs), None)
+                if other is not None: idle = self._idle[other]
             c = idle.pop() if idle else None
             if c is not None: _idle_lru.pop(id(c), None)
+        if c is not None and other is not None:
+            try: self._tune(c, wait)
+            except sqlite3.Error: c.close(); c = None
         if c is None: c = self._connect(wait)
         try: yield c
         except BaseException as e:
@@ -158,7 +175,7 @@ class JobStore:
             with self._ckpt_lock, self._conn() as c:  # one checkpoint at a time: a second one would only fail
                 c.execute(f'PRAGMA busy_timeout={int(wait * 1000)}')
                 try: ok = c.execute(f'PRAGMA wal_checkpoint({mode})').fetchone()[0] == 0
-                finally: c.execute('PRAGMA busy_timeout=5000')
+                finally: c.execute(f"PRAGMA busy_timeout={int(getattr(self._tls, 'wait', 5.0) * 1000)}")  # its kind's again
         except sqlite3.Error: pass
         finally:
             self._tls.ckpt = False
