@@ -53,7 +53,7 @@ def test_a_killed_workers_jobs_are_rescued(pg_host, tmp_path):
     try:
         held = lambda: sum(1 for m in mgrs for j in m.list_jobs(status='running', limit=100)
                            if (j.worker or '').split(':')[1:2] == [str(procs[0].pid)])
-        wait_for(lambda: completed(mgrs) >= 300 and held(), timeout=60, msg='work under way, some of it in worker 0')
+        wait_for(lambda: completed(mgrs) >= 300 and held() >= 4, timeout=60, every=0.01, msg='work under way, 4 jobs of it in worker 0')
         procs[0].send_signal(signal.SIGKILL); procs[0].wait(10)
         assert completed(mgrs) < 3_000
         wait_for(lambda: completed(mgrs) == 3_000, timeout=120, every=0.5, msg='all completed after the kill')
