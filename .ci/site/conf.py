@@ -21,6 +21,7 @@ language = 'en'
 # Notebooks arrive executed (build.py runs them first): MyST-NB renders them as they are.
 nb_execution_mode = 'off'
 nb_merge_streams = True
+nb_render_markdown_format = 'myst'   # a cell's Markdown output (the benchmark tables read from bench/results) is parsed as MyST: tables render
 myst_enable_extensions = ['attrs_block', 'attrs_inline', 'colon_fence', 'deflist']
 myst_fence_as_directive = ['mermaid']
 myst_heading_anchors = 3
