@@ -13,7 +13,7 @@ from urllib.parse import urlsplit, urlunsplit, parse_qsl, urlencode, unquote
 from .db_host import check_tenant_id, timestamp, TenantHost, mask_url
 from .db_host import gen_id
 from .jobs import SCHEMA, MIGRATIONS, INDEXES, log
-from .store import JobStore, _CLAIM_SET, _RUN_COLS
+from .store import JobStore, _CLAIM_SET, _RUN_COLS, _STILL_PENDING
 from .runner import in_io
 
 # %% auto #0
@@ -167,6 +167,7 @@ class PgJobStore(JobStore):
     "The `tenant_jobs` table of one tenant schema in PostgreSQL."
     dialect, skip_locked = 'postgresql', ' FOR UPDATE SKIP LOCKED'
     pick = 'id = ANY(ARRAY({}))'  # evaluated once; `id IN (... LIMIT n FOR UPDATE SKIP LOCKED)` may take more than n
+    due = "status = 'pending' AND run_at <= :now AND cancel_requested = 0 ORDER BY priority DESC, run_at"  # run_at: an index bound
     def __init__(self, url:str, # the tenant's URL (see `PgHost.url`)
                  pool_size:int=10, # connections in the server's shared pool
                  retry_for:float=10.0, # seconds to keep trying a statement while the server is away
@@ -318,13 +319,14 @@ _finishers = {}
 
 def _finish_part(k:int, qschema:str) -> tuple[str, str]:
     "Part `k` of a grouped finish, on one schema: the guarded UPDATE, and the check a retry makes after a lost reply."
+    # each row is found by id, then checked: `IS TRUE` keeps the planner from reading every running row's index entry
     a = {c: f"CAST(%({c}{k})s AS {'int' if c == 'attempt' else 'text'}[])" for c in _FIN_COLS}
     write = (f"u{k} AS (UPDATE {qschema}.tenant_jobs AS j SET status = CASE WHEN j.cancel_requested = 1 THEN 'cancelled' "
              "ELSE f.status END, result = f.result, completed_at = f.now_s, lease_until = NULL, "
              "error_log = COALESCE(f.error_log, j.error_log), "
              "progress = CASE WHEN f.status = 'completed' THEN 1.0 ELSE j.progress END, updated_at = f.now_s "
              f"FROM unnest({', '.join(a.values())}) AS f({', '.join(_FIN_COLS)}) "
-             f"WHERE j.id = f.id AND j.status = 'running' AND j.attempt = f.attempt RETURNING {k} AS k, j.id, j.status)")
+             f"WHERE j.id = f.id AND (j.status = 'running') IS TRUE AND j.attempt = f.attempt RETURNING {k} AS k, j.id, j.status)")
     mine = (f"SELECT {k} AS k, j.id, j.status FROM {qschema}.tenant_jobs AS j JOIN unnest({a['id']}, {a['attempt']}, "
             f"{a['now_s']}) AS f(id, attempt, now_s) ON j.id = f.id AND j.attempt = f.attempt AND j.updated_at = f.now_s "
             "WHERE j.status <> 'running'")
@@ -463,9 +465,8 @@ def _claim_batch(items:list, # `[(store, n)]`: at most `n` due jobs of each stor
     for k, (st, n) in enumerate(items):
         args[f'n{k}'] = n
         q = f"{st.qschema}.tenant_jobs"
-        parts.append(f"c{k} AS (UPDATE {q} SET {_CLAIM_SET} WHERE status = 'pending' AND id = ANY(ARRAY(SELECT id FROM {q} "
-                     "WHERE status = 'pending' AND run_at <= :now AND cancel_requested = 0 ORDER BY priority DESC, run_at "
-                     f"LIMIT %(n{k})s FOR UPDATE SKIP LOCKED)) RETURNING {k} AS k, {_RUN_COLS})")
+        parts.append(f"c{k} AS (UPDATE {q} SET {_CLAIM_SET} WHERE id = ANY(ARRAY(SELECT id FROM {q} WHERE {st.due} "
+                     f"LIMIT %(n{k})s FOR UPDATE SKIP LOCKED)) AND {_STILL_PENDING} RETURNING {k} AS k, {_RUN_COLS})")
     sql = _PARAM.sub(r'%(\1)s', f"WITH {', '.join(parts)} " + ' UNION ALL '.join(f"SELECT * FROM c{k}" for k in range(len(items))))
     st0 = items[0][0]
     def go():

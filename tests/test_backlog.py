@@ -1,0 +1,70 @@
+"""A claim costs the same whatever the backlog: it reads the rows it takes, not every due job.
+
+SQLite: the work of one claim, counted in SQLite's own VM steps, with 200 and with 20,000 due jobs waiting.
+PostgreSQL: the plan of the claim's update, with statistics taken before the backlog arrived (as they are until
+autovacuum next analyzes the table): it must find the picked rows by id, not read every pending row.
+(What a claim costs in milliseconds is bench/bench_backlog.py's business.)"""
+import json, time
+import psycopg, pytest
+from fh_saas.db_host import gen_id, timestamp
+from fh_saas.store import JobStore
+
+
+def fill(st, n, now):
+    "Insert `n` due pending jobs in one transaction."
+    ts = timestamp(now)
+    with st._tx() as q:
+        for _ in range(n):
+            q("INSERT INTO tenant_jobs (id, job_type, status, payload, created_at, max_retries, run_at, updated_at) "
+              "VALUES (:id, 'noop', 'pending', '{}', :ts, 3, :run_at, :ts)", dict(id=gen_id(), ts=ts, run_at=now - 1))
+
+
+def claim_steps(tmp_path, backlog, n=32):
+    "SQLite VM steps (in hundreds) that one claim of `n` jobs takes with `backlog` due jobs waiting."
+    st = JobStore(f"sqlite:///{tmp_path / f'b{backlog}.db'}")
+    fill(st, backlog, time.time())
+    steps = [0]
+    def count(): steps[0] += 1; return 0
+    for conns in st._idle.values():
+        for c in conns: c.set_progress_handler(count, 100)
+    got = st.claim_due(time.time(), 60, 'w', n)
+    assert len(got) == n and all(r['attempt'] == 1 for r in got)
+    st.close()
+    return steps[0]
+
+
+def test_sqlite_claim_work_does_not_grow_with_the_backlog(tmp_path):
+    small, large = claim_steps(tmp_path, 200), claim_steps(tmp_path, 20_000)
+    assert large < 3 * small, f"one claim took {small} hundred VM steps with 200 due jobs, {large} with 20,000"
+
+
+def plan_nodes(node, inside_init=False):
+    "Every node of an EXPLAIN (FORMAT JSON) plan, with whether it is part of the claim's subquery (an InitPlan)."
+    yield node, inside_init
+    for child in node.get('Plans', []):
+        yield from plan_nodes(child, inside_init or child.get('Parent Relationship') == 'InitPlan')
+
+
+def test_pg_claim_finds_the_rows_it_picked_by_id(pg_server):
+    from fh_saas.pg import PgHost, PgJobStore
+    db = f"backlog_{gen_id()[:8]}"
+    pg_server.psql(f"CREATE DATABASE {db} OWNER fh")
+    host = PgHost(pg_server.url.rsplit('/', 1)[0] + '/' + db)
+    st = PgJobStore(host.create('acme'))
+    with psycopg.connect(host.url('acme'), autocommit=True) as c:
+        c.execute("ANALYZE tenant_jobs")   # statistics of the empty table: what the planner knows when a burst arrives
+        fill(st, 5000, time.time())
+        seen = []
+        real = st._exec
+        st._exec = lambda sql, args=None, again=None: seen.append((sql, args)) or []
+        st.claim_due(time.time(), 60, 'w', 32)
+        st._exec = real
+        (sql, args), = seen
+        with c.transaction(force_rollback=True):
+            plan = c.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + st._sql(sql), args).fetchone()[0][0]['Plan']
+    outer = [n for n, init in plan_nodes(plan) if not init and 'Scan' in n['Node Type'] and 'Relation Name' in n]
+    assert outer, json.dumps(plan)[:2000]
+    read = sum(n.get('Actual Rows', 0) + n.get('Rows Removed by Filter', 0) + n.get('Rows Removed by Index Recheck', 0)
+               for n in outer)
+    assert read <= 32, f"the claim's update read {read} rows to change 32: {json.dumps(outer)[:1500]}"
+    assert plan['Actual Rows'] == 32
