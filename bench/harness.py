@@ -23,7 +23,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-SYSTEMS = ['fh_sqlite_sync', 'fh_sqlite_async', 'huey_sqlite', 'huey_sqlite_full', 'sqlite3_bare', 'fh_pg', 'fh_pg_1w',
+SYSTEMS = ['fh_sqlite_sync', 'fh_sqlite_async', 'huey_sqlite', 'huey_sqlite_full', 'sqlite3_bare', 'sqlite3_table',
+           'sqlite3_table_thread', 'fh_pg', 'fh_pg_1w',
            'pgqueuer', 'procrastinate', 'psycopg_raw', 'route']
 PEERS = ['fh-saas', 'huey', 'pgqueuer', 'procrastinate', 'psycopg', 'psycopg-pool', 'python-fasthtml', 'starlette',
          'uvicorn', 'httpx']
@@ -106,12 +107,14 @@ def child(name, pg_url, n, lat_n, quick):
 def run_child(name, pg, a, log):
     cmd = [sys.executable, __file__, '--child', name, '--pg-url', pg.url if pg else '', '--jobs', str(a.jobs),
            '--lat-jobs', str(a.lat_jobs)] + ['--quick'] * a.quick
+    os.sync()
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env=dict(os.environ, BENCH_LOG=str(log)))
     if pg:  # every database this run made
         import psycopg
         with psycopg.connect(pg.url, autocommit=True) as c:
             for (db,) in c.execute("SELECT datname FROM pg_database WHERE datname LIKE 'bench\\_%'").fetchall():
                 c.execute(f'DROP DATABASE "{db}" WITH (FORCE)')
+    os.sync()  # what this system wrote reaches the disk now, not during the next system's fsyncs
     if p.returncode: return dict(error=(p.stderr.strip().splitlines() or ['?'])[-1], stderr=p.stderr[-3000:])
     return json.loads(p.stdout.strip().splitlines()[-1])
 
@@ -132,6 +135,24 @@ def ratio_rows(m):
                  [div(g('route', 'submit_50'), g('route', 'bare_50'))]))
     ok = lambda t, v: v >= float(t[3:]) if t[:2] == '>=' else v <= float(t[3:])
     return [(w, t, vs, None if None in vs else all(ok(t, v) for v in vs)) for w, t, vs in rows]
+
+
+def floors(m):
+    "The SQLite targets beside the floors under them: what no code keeping fh-saas's rows can beat, in this run."
+    g = lambda s, k: (m.get(s) or {}).get(k)
+    if not (g('sqlite3_table', 'e2e') or g('sqlite3_table_thread', 'e2e')): return []
+    f = lambda v, scale=1: '-' if v is None else f"{v * scale:,.0f}"
+    L = ["", "## The floors under the SQLite targets", "",
+         "A floor is a bare loop with no fh-saas code, making fh-saas's three writes on fh-saas's table "
+         "(`sqlite3_table`), and handing the task to a thread and back as a sync task needs (`sqlite3_table_thread`). "
+         "A target above its floor cannot be met by any runner that keeps fh-saas's rows. All figures in jobs/s.", "",
+         "| path | measure | its floor | 0.40 x bare loop | 2 x Huey as shipped | 2 x Huey (WAL + NORMAL) |",
+         "|---|---|---:|---:|---:|---:|"]
+    for path, fl in (('async task', 'sqlite3_table'), ('sync task', 'sqlite3_table_thread')):
+        for k, what in (('e2e', 'end to end'), ('drain', 'drain')):
+            L.append(f"| {path} | {what} | {f(g(fl, k))} | {f(g('sqlite3_bare', k), 0.4)} | "
+                     f"{f(g('huey_sqlite_full', k), 2)} | {f(g('huey_sqlite', k), 2)} |")
+    return L
 
 
 def report(res, out):
@@ -178,6 +199,7 @@ def report(res, out):
     for w, t, vs, ok in res['ratios']:
         verdict = '-' if ok is None else 'met' if ok else '**not met**'
         L.append(f"| {w} | {t} | {' / '.join(f(v, '.2f') for v in vs)} | {verdict} |")
+    L += floors(m)
     if out:
         out.mkdir(parents=True, exist_ok=True)
         (out / 'peers.md').write_text('\n'.join(L) + '\n')
