@@ -313,6 +313,17 @@ def _pg_retry(self:PgJobStore,
     return ok
 PgJobStore.retry = _pg_retry
 
+def _pg_release(self:PgJobStore,
+                job_id:str, # the job's id
+                attempt:int, # the attempt this write is for: it loses if another attempt has begun
+                now:float, # the current time, epoch seconds
+               ) -> str|None:
+    "Hand a running attempt back as pending, due now (`cancelled` if asked), and wake a worker to take it."
+    st = JobStore.release(self, job_id, attempt, now)
+    if st == 'pending': self._exec(_wake(self.conninfo), dict(schema=self.schema))  # else it waits for a safety net
+    return st
+PgJobStore.release = _pg_release
+
 # %% ../nbs/07_pg.ipynb #6a9a6cc2
 _FIN_COLS = ('id', 'attempt', 'status', 'now_s', 'result', 'error_log')
 _finishers = {}

@@ -81,6 +81,7 @@ class Scheduler:
         self._looked, self._rounds = {}, {}          # store -> when last looked at; the safety net's rounds
         self._keys, self._wal_of, self._recheck = {}, {}, set()  # store -> tenant key, -> its -wal's name; stores to stat again
         self._blind, self._credit, self._credit_at, self._look_cost, self._bursting = 0, 0.0, 0.0, 0.001, False  # the net's
+        self._idle_on, self._servers = {}, ({}, -1)  # server -> (on its idle list?, since when); our stores' servers
 
     @property
     def unseen(self) -> int:
@@ -433,7 +434,7 @@ async def _dispatch(self:Scheduler, tg):
 @patch
 async def _set_idle(self:Scheduler, idle:bool):
     "Tell each PostgreSQL server whether this process has free slots and nothing due, so that an insert may wake it alone."
-    on, servers = self.__dict__.setdefault('_idle_on', {}), self.__dict__.setdefault('_servers', ({}, -1))
+    on, servers = self._idle_on, self._servers
     if servers[1] != len(self.runners):  # the servers of our stores, found again when the stores change
         found = {}
         for st in self.runners:
@@ -507,6 +508,9 @@ async def serve(self:Scheduler,
                     if self.woken: waits.append(0)
                 with anyio.move_on_after(max(0.0, min(waits))): await self._event.wait()
                 self._event.clear()
+            with anyio.CancelScope(shield=True):  # off the idle list first: wake-ups for the jobs it hands back go elsewhere
+                try: await self._set_idle(False)
+                except Exception: pass
             with anyio.move_on_after(self.grace):
                 while self.active: self._event.clear(); await self._event.wait()
             for r in self.runners.values(): r.stop_all()  # sync tasks: stop at `check_cancelled()`, waited for

@@ -102,3 +102,36 @@ def test_idle_workers_are_woken_one_at_a_time_and_a_dead_one_loses_nothing(pg_ho
         wait_for(lambda: completed(mgrs) == 30, timeout=30, every=0.2, msg='every job done after an idle worker died')
         wait_for(lambda: len(idle()) == 1, timeout=10, msg="the dead worker's entry removed")
     finally: stop(procs)   # the killed one is skipped
+
+def test_a_job_handed_back_at_shutdown_is_taken_by_another_worker_at_once(pg_host, tmp_path, monkeypatch):
+    "A stopping worker's release wakes an idle worker: with the safety net off and a 60 s lease, nothing else would."
+    import anyio
+    from fh_saas import scheduler
+    from fh_saas.scheduler import Scheduler
+    from apps.pg_tasks import nap
+    monkeypatch.setattr(scheduler, 'NET_SHARE', 0.0)   # this process never re-reads a schema on its own
+    monkeypatch.setenv('EXEC_LOG', str(tmp_path/'exec.log'))
+    m = BackgroundTaskManager(pg_host.create('t00'), run_here=False)
+    a, = start_workers(pg_host, 1, tmp_path/'exec.log', tmp_path, lease=60, grace=0.5)
+    try:
+        job = m.submit('nap', nap, seconds=60)[0]
+        wait_for(lambda: m.get_job(job).status == 'running', timeout=30, msg='worker A runs the job')
+        assert m.get_job(job).worker.split(':')[1] == str(a.pid)
+        b = Scheduler(pg_host, poll=0.1, task_modules=['apps.pg_tasks'], lease=60)
+        async def go():
+            async with b.running():
+                while b.unseen: await anyio.sleep(0.05)
+                await anyio.sleep(0.5)                          # B idle: on the idle list, nothing due for 60 s
+                a.send_signal(signal.SIGTERM)
+                await anyio.to_thread.run_sync(a.wait, 30)
+                t = time.monotonic()
+                while time.monotonic() - t < 10:
+                    j = m.get_job(job)
+                    if j.status == 'running' and j.worker.split(':')[1] == str(os.getpid()): return time.monotonic() - t
+                    await anyio.sleep(0.05)
+                return None
+        waited = anyio.run(go)
+    finally: stop([a])
+    assert a.returncode == 0
+    assert waited is not None, f"no other worker took the handed-back job in 10 s: {m.get_job(job)}"
+    assert m.get_job(job).attempt == 2                      # handed back without counting a retry, run again once

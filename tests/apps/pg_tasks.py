@@ -8,3 +8,11 @@ def work(ms: int = 0):
     finally: os.close(fd)
     if ms: time.sleep(ms / 1000)
     return ms
+
+async def nap(seconds: float = 30.0):
+    "An async task that sleeps: a runner stopping cancels it and hands the job back."
+    import asyncio
+    fd = os.open(os.environ.get('EXEC_LOG', os.devnull), os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    try: os.write(fd, (current_job().id + '\n').encode())
+    finally: os.close(fd)
+    await asyncio.sleep(seconds)
