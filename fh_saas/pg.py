@@ -184,8 +184,10 @@ class PgJobStore(JobStore):
             if create:
                 c.execute(f"CREATE SCHEMA IF NOT EXISTS {self.qschema}")
                 c.execute(self._sql(SCHEMA))
-            have = {r['column_name'] for r in c.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = %s "
-                                             "AND table_name = 'tenant_jobs'", [self.schema]).fetchall()}
+            # the table's columns, by its oid: 0.16 ms with 3,000 schemas, where information_schema.columns took 5 to 10
+            have = {r['attname'] for r in c.execute("SELECT attname FROM pg_attribute WHERE attrelid = to_regclass("
+                                                    "format('%%I.tenant_jobs', %s::text)) AND attnum > 0 AND NOT attisdropped",
+                                                    [self.schema]).fetchall()}
             if not have:
                 raise LookupError(f"no tenant schema {self.schema}: create it first (host.create(tenant), or create=True)")
             missing = [ddl for col, ddl in MIGRATIONS.items() if col not in have]   # a table from an older release
