@@ -53,6 +53,8 @@ MUTANTS = [
     ('a job handed back wakes nobody (PostgreSQL)', 'pg.py',
      "if st == 'pending': self._exec(_wake(self.conninfo), dict(schema=self.schema))", "if False: pass",
      ['tests/test_pg_workers.py::test_a_job_handed_back_at_shutdown_is_taken_by_another_worker_at_once']),
+    ("a claim's planner may sort every due job (PostgreSQL)", 'pg.py', "' -c enable_sort=off'", "''",
+     ['tests/test_backlog.py::test_pg_claim_reads_only_the_rows_it_takes_whatever_the_statistics']),
     ('no NOTIFY on insert (PostgreSQL)', 'pg.py',
      'rows = self._exec(_wake(self.conninfo, f"INSERT', 'rows = self._exec((f"INSERT',
      [G + 'test_an_insert_notifies_and_wakes_an_idle_scheduler']),

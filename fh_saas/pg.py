@@ -56,17 +56,22 @@ _pools, _listeners, _plock = {}, {}, threading.Lock()
 
 def pool_for(conninfo:str, # the server connection string
              size:int=10, # the pool size
+             claims:bool=False, # the pool for claims: its connections' planner never sorts (4 connections at most)
             ):
-    "The one connection pool of this process for `conninfo`."
+    "The one connection pool of this process for `conninfo` (or for its claims)."
     with _plock:
-        p = _pools.get(conninfo)
+        p = _pools.get((conninfo, claims))
         if p is None:
+            from psycopg.conninfo import conninfo_to_dict
             from psycopg.rows import dict_row
             from psycopg_pool import ConnectionPool
             # autocommit: each statement is its own transaction, one round trip (no BEGIN/COMMIT, no checks;
             # a connection that broke is discarded by the pool when it comes back, and the statement retried)
-            p = _pools[conninfo] = ConnectionPool(conninfo, min_size=1, max_size=size, open=True, name='fh-saas',
-                                                  kwargs=dict(row_factory=dict_row, autocommit=True), reconnect_timeout=0)
+            kw = dict(row_factory=dict_row, autocommit=True)
+            if claims:  # a claim reads due jobs in its index's order: a sort of every due job is never the plan
+                kw['options'] = (conninfo_to_dict(conninfo).get('options', '') + ' -c enable_sort=off').strip()
+            p = _pools[(conninfo, claims)] = ConnectionPool(conninfo, min_size=1, max_size=4 if claims else size, open=True,
+                                                            name='fh-saas', kwargs=kw, reconnect_timeout=0)
         return p
 
 class Listener:
@@ -226,9 +231,9 @@ class PgJobStore(JobStore):
         try: return fn(*args)
         finally: self._tls.once = False
 
-    def _exec(self, sql:str, args:dict|None=None, again:Callable|None=None) -> list[dict]:
+    def _exec(self, sql:str, args:dict|None=None, again:Callable|None=None, pool=None) -> list[dict]:
         def go():
-            with self.pool.connection(timeout=2) as c:
+            with (pool or self.pool).connection(timeout=2) as c:
                 cur = c.execute(self._sql(sql), args or {})
                 return cur.fetchall() if cur.description else []
         return self._retrying(go, again)
@@ -251,10 +256,14 @@ class PgJobStore(JobStore):
         return self._retrying(lambda: self._once(JobStore.claim_due, self, now, lease, worker, n, max_running, claim),
                               again=lambda: self.claimed(claim) or None)
 
+    def _exec_claim(self, sql:str, args:dict, again:Callable|None=None) -> list[dict]:
+        "Run a claim on a connection whose planner never sorts: due jobs are read in `tenant_jobs_claim`'s order."
+        return self._exec(sql, args, again, pool=pool_for(self.conninfo, claims=True))
+
     @contextmanager
     def _tx(self):
         "One transaction holding this tenant's advisory lock, so claims that count running jobs do not race."
-        with self.pool.connection(timeout=2) as c, c.transaction():
+        with pool_for(self.conninfo, claims=True).connection(timeout=2) as c, c.transaction():  # a claim's planner
             c.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [self.schema])
             yield lambda sql, args=None: (lambda cur: cur.fetchall() if cur.description else [])(c.execute(self._sql(sql), args or {}))
 
@@ -483,7 +492,7 @@ def _claim_batch(items:list, # `[(store, n)]`: at most `n` due jobs of each stor
     sql = _PARAM.sub(r'%(\1)s', f"WITH {', '.join(parts)} " + ' UNION ALL '.join(f"SELECT * FROM c{k}" for k in range(len(items))))
     st0 = items[0][0]
     def go():
-        with st0.pool.connection(timeout=2) as c: return c.execute(sql, args).fetchall()
+        with pool_for(st0.conninfo, claims=True).connection(timeout=2) as c: return c.execute(sql, args).fetchall()
     def again():  # a retry after a lost reply: the rows the first try took, if it committed
         got = [dict(r, k=k) for k, (st, _) in enumerate(items) for r in st.claimed(claim)]
         return got or None

@@ -194,6 +194,10 @@ class JobStore:
     #: in its order and stops after `n`, instead of reading every due job from `tenant_jobs_due` and sorting them
     due = "status = 'pending' AND +run_at <= :now AND cancel_requested = 0 ORDER BY priority DESC, run_at"
 
+    def _exec_claim(self, sql:str, args:dict, again:Callable|None=None) -> list[dict]:
+        "Run a claim statement (PostgreSQL runs it on connections whose planner never sorts)."
+        return self._exec(sql, args, again)
+
     @contextmanager
     def _tx(self):
         "One write transaction, begun at once (`BEGIN IMMEDIATE`): other writers wait for it; yields `q(sql, args)`."
@@ -335,7 +339,7 @@ def claim_due(self:JobStore,
     pick = self.pick.format(f"SELECT id FROM tenant_jobs WHERE {self.due} LIMIT :n{self.skip_locked}")
     sql = f"UPDATE tenant_jobs SET {_CLAIM_SET} WHERE {pick} AND {_STILL_PENDING} RETURNING {_RUN_COLS}"
     args = dict(_now_row(now), lease=now+lease, worker=worker, n=n, claim=claim or gen_id())
-    if max_running is None: return self._exec(sql, args, again=lambda: self.claimed(args['claim']) or None)
+    if max_running is None: return self._exec_claim(sql, args, again=lambda: self.claimed(args['claim']) or None)
     with self._tx() as q:  # count and claim in one transaction that other claimers of this database wait for
         args['n'] = max(0, min(n, max_running - q("SELECT COUNT(*) AS n FROM tenant_jobs WHERE status = 'running'")[0]['n']))
         return q(sql, args) if args['n'] else []
