@@ -256,6 +256,10 @@ class PgJobStore(JobStore):
         return self._retrying(lambda: self._once(JobStore.claim_due, self, now, lease, worker, n, max_running, claim),
                               again=lambda: self.claimed(claim) or None)
 
+    def _due_now(self):
+        "Wake an idle worker (or every listener, if none is idle) to take the job that just became due here."
+        self._exec(_wake(self.conninfo), dict(schema=self.schema))
+
     def _exec_claim(self, sql:str, args:dict, again:Callable|None=None) -> list[dict]:
         "Run a claim on a connection whose planner never sorts: due jobs are read in `tenant_jobs_claim`'s order."
         return self._exec(sql, args, again, pool=pool_for(self.conninfo, claims=True))
@@ -313,27 +317,6 @@ def _pg_insert(self:PgJobStore,
                       dict(job, schema=self.schema))
     return rows[0]['id'] if rows else self._existing(job)  # a retry of an insert that landed, or a used idem_key
 PgJobStore.insert = _pg_insert
-
-def _pg_retry(self:PgJobStore,
-              job_id:str, # the job's id
-              now:float, # the current time, epoch seconds
-             ) -> bool:
-    "Queue a failed or cancelled job again, due now, and notify the workers."
-    ok = JobStore.retry(self, job_id, now)
-    if ok: self._exec(_wake(self.conninfo), dict(schema=self.schema))
-    return ok
-PgJobStore.retry = _pg_retry
-
-def _pg_release(self:PgJobStore,
-                job_id:str, # the job's id
-                attempt:int, # the attempt this write is for: it loses if another attempt has begun
-                now:float, # the current time, epoch seconds
-               ) -> str|None:
-    "Hand a running attempt back as pending, due now (`cancelled` if asked), and wake a worker to take it."
-    st = JobStore.release(self, job_id, attempt, now)
-    if st == 'pending': self._exec(_wake(self.conninfo), dict(schema=self.schema))  # else it waits for a safety net
-    return st
-PgJobStore.release = _pg_release
 
 # %% ../nbs/07_pg.ipynb #6a9a6cc2
 _FIN_COLS = ('id', 'attempt', 'status', 'now_s', 'result', 'error_log')

@@ -508,15 +508,20 @@ async def serve(self:Scheduler,
                     if self.woken: waits.append(0)
                 with anyio.move_on_after(max(0.0, min(waits))): await self._event.wait()
                 self._event.clear()
-            with anyio.CancelScope(shield=True):  # off the idle list first: wake-ups for the jobs it hands back go elsewhere
-                try: await self._set_idle(False)
-                except Exception: pass
+            await self._leave_idle()  # first: wake-ups for the jobs it hands back go to a worker that stays
             with anyio.move_on_after(self.grace):
                 while self.active: self._event.clear(); await self._event.wait()
             for r in self.runners.values(): r.stop_all()  # sync tasks: stop at `check_cancelled()`, waited for
             tg.cancel_scope.cancel()
     finally:
         await self._hand_back()
+
+@patch
+async def _leave_idle(self:Scheduler):
+    "Take this process off the idle lists (shielded: it runs while stopping); an entry left behind goes with its listener's connection."
+    with anyio.CancelScope(shield=True):
+        try: await self._set_idle(False)
+        except Exception: pass
 
 @patch
 async def _hand_back(self:Scheduler):
@@ -527,9 +532,7 @@ async def _hand_back(self:Scheduler):
             try:
                 if await in_io(st.release, job_id, attempt, self.clock()): log.info("handed back job %s", job_id)
             except Exception: log.exception("could not hand back job %s", job_id)
-    with anyio.CancelScope(shield=True):
-        try: await self._set_idle(False)   # off the idle list: inserts stop picking this process
-        except Exception: pass
+    await self._leave_idle()  # if serving ended another way: inserts stop picking this process
     for st in list(self.runners): self._drop(st)
     self._loop = self._event = None
 

@@ -198,6 +198,9 @@ class JobStore:
         "Run a claim statement (PostgreSQL runs it on connections whose planner never sorts)."
         return self._exec(sql, args, again)
 
+    def _due_now(self):
+        "Tell other processes' runners that a job here just became due (SQLite: they see the file change; PostgreSQL wakes one)."
+
     @contextmanager
     def _tx(self):
         "One write transaction, begun at once (`BEGIN IMMEDIATE`): other writers wait for it; yields `q(sql, args)`."
@@ -405,7 +408,9 @@ def release(self:JobStore,
         f"UPDATE tenant_jobs SET status = {_STICKY.format(chr(39) + 'pending' + chr(39))}, {_ENDED}, run_at = :now, "
         "lease_until = NULL, worker = NULL, updated_at = :now_s " + _GUARD + " RETURNING status",
         a := dict(_now_row(now), id=job_id, attempt=attempt), again=lambda: self._exec(_MINE, a) or None)
-    return rows[0]['status'] if rows else None
+    st = rows[0]['status'] if rows else None
+    if st == 'pending': self._due_now()  # another process's runner may take it at once
+    return st
 
 @patch
 def renew(self:JobStore,
@@ -452,10 +457,12 @@ def retry(self:JobStore,
           now:float, # the current time, epoch seconds
          ) -> bool:
     "Queue a failed or cancelled job again, due now, with `retry_count` reset; `False` if it was not so."
-    return self._write(
+    ok = self._write(
         "UPDATE tenant_jobs SET status = 'pending', retry_count = 0, run_at = :now, cancel_requested = 0, "
         "completed_at = NULL, result = NULL, progress = NULL, progress_msg = NULL, updated_at = :now_s "
         "WHERE id = :id AND status IN ('failed', 'cancelled')", dict(_now_row(now), id=job_id)) == 1
+    if ok: self._due_now()
+    return ok
 
 @patch
 def prune(self:JobStore,

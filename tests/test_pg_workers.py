@@ -135,3 +135,31 @@ def test_a_job_handed_back_at_shutdown_is_taken_by_another_worker_at_once(pg_hos
     assert a.returncode == 0
     assert waited is not None, f"no other worker took the handed-back job in 10 s: {m.get_job(job)}"
     assert m.get_job(job).attempt == 2                      # handed back without counting a retry, run again once
+
+def test_a_job_retried_by_hand_is_taken_by_an_idle_worker_at_once(pg_host, tmp_path, monkeypatch):
+    "`retry` of a failed job, in another process, wakes an idle worker: with the safety net off, nothing else would tell it."
+    import anyio
+    from fh_saas import scheduler
+    from fh_saas.scheduler import Scheduler
+    monkeypatch.setattr(scheduler, 'NET_SHARE', 0.0)   # this process never re-reads a schema on its own
+    monkeypatch.setenv('EXEC_LOG', str(tmp_path/'exec.log'))
+    m = BackgroundTaskManager(pg_host.create('t00'), run_here=False)
+    job = m.submit('work', work)[0]
+    st = m.store
+    row = st.claim(job, time.time(), 60, 'elsewhere')                  # another worker ran it, and it failed
+    assert st.finish(job, row['attempt'], 'failed', time.time()) == 'failed'
+    b = Scheduler(pg_host, poll=0.1, task_modules=['apps.pg_tasks'], lease=60)
+    async def go():
+        async with b.running():
+            while b.unseen: await anyio.sleep(0.05)
+            await anyio.sleep(0.5)                          # B idle: on the idle list, nothing due anywhere
+            subprocess.run([sys.executable, '-c', 'import sys; from fh_saas.utils_bgtsk import BackgroundTaskManager as M; '
+                            'M(sys.argv[1], run_here=False).retry(sys.argv[2])', pg_host.url('t00'), job],
+                           check=True, timeout=60)   # from another process: only its wake-up can tell this one
+            t = time.monotonic()
+            while time.monotonic() - t < 10:
+                if m.get_job(job).status == 'completed': return time.monotonic() - t
+                await anyio.sleep(0.05)
+            return None
+    waited = anyio.run(go)
+    assert waited is not None, f"no idle worker took the retried job in 10 s: {m.get_job(job)}"
