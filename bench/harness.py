@@ -24,7 +24,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 SYSTEMS = ['fh_sqlite_sync', 'fh_sqlite_async', 'huey_sqlite', 'huey_sqlite_full', 'sqlite3_bare', 'sqlite3_table',
-           'sqlite3_table_thread', 'fh_pg', 'fh_pg_1w',
+           'sqlite3_table_thread', 'fh_pg', 'fh_pg_1w', 'fh_pg_floor',
            'pgqueuer', 'procrastinate', 'psycopg_raw', 'route']
 PEERS = ['fh-saas', 'huey', 'pgqueuer', 'procrastinate', 'psycopg', 'psycopg-pool', 'python-fasthtml', 'starlette',
          'uvicorn', 'httpx']
@@ -138,20 +138,31 @@ def ratio_rows(m):
 
 
 def floors(m):
-    "The SQLite targets beside the floors under them: what no code keeping fh-saas's rows can beat, in this run."
+    "The targets beside the floors under them: what no code keeping fh-saas's rows (and statements) can beat, in this run."
     g = lambda s, k: (m.get(s) or {}).get(k)
-    if not (g('sqlite3_table', 'e2e') or g('sqlite3_table_thread', 'e2e')): return []
     f = lambda v, scale=1: '-' if v is None else f"{v * scale:,.0f}"
-    L = ["", "## The floors under the SQLite targets", "",
-         "A floor is a bare loop with no fh-saas code, making fh-saas's three writes on fh-saas's table "
-         "(`sqlite3_table`), and handing the task to a thread and back as a sync task needs (`sqlite3_table_thread`). "
-         "A target above its floor cannot be met by any runner that keeps fh-saas's rows. All figures in jobs/s.", "",
-         "| path | measure | its floor | 0.40 x bare loop | 2 x Huey as shipped | 2 x Huey (WAL + NORMAL) |",
-         "|---|---|---:|---:|---:|---:|"]
-    for path, fl in (('async task', 'sqlite3_table'), ('sync task', 'sqlite3_table_thread')):
-        for k, what in (('e2e', 'end to end'), ('drain', 'drain')):
-            L.append(f"| {path} | {what} | {f(g(fl, k))} | {f(g('sqlite3_bare', k), 0.4)} | "
-                     f"{f(g('huey_sqlite_full', k), 2)} | {f(g('huey_sqlite', k), 2)} |")
+    L = []
+    if g('sqlite3_table', 'e2e') or g('sqlite3_table_thread', 'e2e'):
+        L += ["", "## The floors under the SQLite targets", "",
+              "A floor is a bare loop with no fh-saas code, making fh-saas's three writes on fh-saas's table "
+              "(`sqlite3_table`), and handing the task to a thread and back as a sync task needs (`sqlite3_table_thread`). "
+              "A target above its floor cannot be met by any runner that keeps fh-saas's rows. All figures in jobs/s.", "",
+              "| path | measure | its floor | 0.40 x bare loop | 2 x Huey as shipped | 2 x Huey (WAL + NORMAL) |",
+              "|---|---|---:|---:|---:|---:|"]
+        for path, fl in (('async task', 'sqlite3_table'), ('sync task', 'sqlite3_table_thread')):
+            for k, what in (('e2e', 'end to end'), ('drain', 'drain')):
+                L.append(f"| {path} | {what} | {f(g(fl, k))} | {f(g('sqlite3_bare', k), 0.4)} | "
+                         f"{f(g('huey_sqlite_full', k), 2)} | {f(g('huey_sqlite', k), 2)} |")
+    if g('fh_pg_floor', 'drain'):
+        fl, pq, fh = g('fh_pg_floor', 'drain'), g('pgqueuer', 'drain'), g('fh_pg', 'drain')
+        r = lambda a, b: '-' if a is None or not b else f"{a / b:.2f}"
+        L += ["", "## The floor under the PostgreSQL drain target", "",
+              "The floor is fh-saas's own claim and grouped-finish statements, on fh-saas's tables, sent by two bare "
+              "loops with no scheduler and no runner (`fh_pg_floor`): the drain two workers would reach if fh-saas's "
+              "scheduler and runner cost nothing. Drain jobs/s.", "",
+              "| fh-saas, 2 workers | its floor | 1.5 x PgQueuer | fh-saas / PgQueuer | floor / PgQueuer | fh-saas / floor |",
+              "|---:|---:|---:|---:|---:|---:|",
+              f"| {f(fh)} | {f(fl)} | {f(pq, 1.5)} | {r(fh, pq)} | {r(fl, pq)} | {r(fh, fl)} |"]
     return L
 
 
