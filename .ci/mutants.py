@@ -174,7 +174,18 @@ MUTANTS = [
      ['tests/test_ops_gates.py::test_the_operator_view_is_404_to_anyone_allow_refuses']),
     ('the metrics endpoint lets anyone in', 'metrics.py', "        if not ok: return PlainTextResponse(",
      "        if False: return PlainTextResponse(", ['tests/test_metrics.py::test_endpoint_sqlite']),
+    ('the claim index holds every row', 'jobs.py', "(status, priority DESC, run_at) WHERE status = 'pending';",
+     "(status, priority DESC, run_at);", ['tests/test_indexes.py::test_claims_and_ends_add_nothing_to_the_claim_indexes']),
+    ("an older SQLite table keeps its old claim indexes", 'store.py',
+     'for ix in OLD_INDEXES: c.execute(f"DROP INDEX IF EXISTS {ix}")', 'pass',
+     ['tests/test_indexes.py::test_an_older_table_is_moved_to_the_new_indexes_and_its_keys_still_hold[sqlite]']),
+    ("an older PostgreSQL table keeps its old claim indexes", 'pg.py',
+     'for ix in old: c.execute(f"DROP INDEX IF EXISTS {self.qschema}.{ix}")', 'pass',
+     ['tests/test_indexes.py::test_an_older_table_is_moved_to_the_new_indexes_and_its_keys_still_hold[postgresql]']),
+    ("an older PostgreSQL table keeps its key constraint", 'pg.py', "if 'tenant_jobs_idem_key_key' in have:", "if False:",
+     ['tests/test_indexes.py::test_an_older_table_is_moved_to_the_new_indexes_and_its_keys_still_hold[postgresql]']),
 ]
+
 
 def copy_tree(dst:Path):
     ign = shutil.ignore_patterns('__pycache__', 'artifacts', '*.pyc')

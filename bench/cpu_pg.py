@@ -3,7 +3,8 @@
 The harness (bench/harness.py) times drains; this says where their time goes. For each system: its consumer
 processes are started and left idle for a second, then `--jobs` no-op jobs are enqueued in bulk (fh-saas: 10
 tenants' rows in one transaction, with a NOTIFY for each tenant; PgQueuer: one `enqueue` call), and the consumers
-drain them. CPU is read from /proc for the consumer processes (from just before the enqueue, so their start-up is
+drain them. The WAL the drain wrote is read from `pg_current_wal_lsn()` (the index entries each status change adds
+land there). CPU is read from /proc for the consumer processes (from just before the enqueue, so their start-up is
 not counted) and for every PostgreSQL server process (from the end of the enqueue; the enqueue's own share is in a
 column of its own) to the last job done. Both cores of this machine serve the workers and the server alike.
 
@@ -116,18 +117,20 @@ def once(sysm, pg, n, tag):
             w0, s0, t0 = sum(cpu(p.pid) for p in sysm.procs), server_cpu(), time.time()
             sysm.enqueue(n, mon)
             t1, s_mid = time.time(), server_cpu()
+            lsn = mon.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
             while sysm.done(mon) < n:
                 assert all(p.poll() is None for p in sysm.procs), "a worker exited"
                 time.sleep(0.01)
             t2 = time.time()
             w1, s1 = sum(cpu(p.pid) for p in sysm.procs), server_cpu()
+            wal = mon.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s)", [lsn]).fetchone()[0]
         finally:
             for p in sysm.procs: p.terminate()
             for p in sysm.procs: p.wait(60)
     used = lambda a, b: sum(v - a.get(pid, 0.0) for pid, v in b.items())  # CPU seconds between two readings
     server = used(s_mid, s1)
     return dict(drain=n / (t2 - t1), worker_us=(w1 - w0) / n * 1e6, server_us=server / n * 1e6,
-                enqueue_server_us=used(s0, s_mid) / n * 1e6, cores=((w1 - w0) + server) / (t2 - t1))
+                enqueue_server_us=used(s0, s_mid) / n * 1e6, cores=((w1 - w0) + server) / (t2 - t1), wal_bytes=float(wal) / n)
 
 
 def main():
@@ -149,11 +152,11 @@ def main():
     date = datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')
     L = [f"Produced by `{cmd}` on {date}, {platform.platform()}, {os.cpu_count()} cores; {a.jobs:,} no-op jobs "
          f"enqueued in bulk, then drained; median of {a.reps}.", '',
-         '| system | drain jobs/s | worker CPU us/job | server CPU us/job | total us/job | cores busy | server CPU of the enqueue us/job |',
-         '|---|---:|---:|---:|---:|---:|---:|']
+         '| system | drain jobs/s | worker CPU us/job | server CPU us/job | total us/job | cores busy | server CPU of the enqueue us/job | WAL bytes/job |',
+         '|---|---:|---:|---:|---:|---:|---:|---:|']
     for s, x in med.items():
         L.append(f"| {s} | {x['drain']:,.0f} | {x['worker_us']:.0f} | {x['server_us']:.0f} | "
-                 f"{x['worker_us'] + x['server_us']:.0f} | {x['cores']:.2f} | {x['enqueue_server_us']:.0f} |")
+                 f"{x['worker_us'] + x['server_us']:.0f} | {x['cores']:.2f} | {x['enqueue_server_us']:.0f} | {x['wal_bytes']:,.0f} |")
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / 'cpu_pg.md').write_text('\n'.join(L) + '\n')
     (a.out / 'cpu_pg.json').write_text(json.dumps(dict(command=cmd, date=date, median=med, runs=runs), indent=1) + '\n')

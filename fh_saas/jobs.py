@@ -11,9 +11,9 @@ from typing import Callable
 from .db_host import gen_id
 
 # %% auto #0
-__all__ = ['log', 'STATUSES', 'FINISHED', 'registry', 'SCHEMA', 'COLUMNS', 'MIGRATIONS', 'INDEXES', 'NoRetry', 'RetryAfter',
-           'JobCancelled', 'JobTimeout', 'JobNotFound', 'UndeclaredTask', 'retry_delay', 'TaskRegistry', 'task',
-           'func_path', 'declared', 'resolve', 'worker_id', 'pid_gone']
+__all__ = ['log', 'STATUSES', 'FINISHED', 'registry', 'SCHEMA', 'COLUMNS', 'MIGRATIONS', 'INDEXES', 'OLD_INDEXES', 'NoRetry',
+           'RetryAfter', 'JobCancelled', 'JobTimeout', 'JobNotFound', 'UndeclaredTask', 'retry_delay', 'TaskRegistry',
+           'task', 'func_path', 'declared', 'resolve', 'worker_id', 'pid_gone']
 
 # %% ../nbs/01_jobs.ipynb #5f0a1c07
 #: the `fh_saas.jobs` logger: failed attempts, tenants in trouble, errors outside tasks
@@ -133,7 +133,7 @@ def resolve(job_type:str, # the job's type
     return obj
 
 # %% ../nbs/01_jobs.ipynb #5f0a1c22
-#: the `tenant_jobs` table and its first indexes, in the SQL that SQLite and PostgreSQL share
+#: the `tenant_jobs` table and its list indexes, in the SQL that SQLite and PostgreSQL share
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tenant_jobs (
   id TEXT PRIMARY KEY,
@@ -153,7 +153,7 @@ CREATE TABLE IF NOT EXISTS tenant_jobs (
   worker TEXT,
   func_path TEXT,
   timeout DOUBLE PRECISION,
-  idem_key TEXT UNIQUE,
+  idem_key TEXT,
   cancel_requested INTEGER NOT NULL DEFAULT 0,
   progress DOUBLE PRECISION,
   progress_msg TEXT,
@@ -161,7 +161,6 @@ CREATE TABLE IF NOT EXISTS tenant_jobs (
   claim_id TEXT,
   priority INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS tenant_jobs_due ON tenant_jobs (status, run_at);
 CREATE INDEX IF NOT EXISTS tenant_jobs_created ON tenant_jobs (created_at);
 CREATE INDEX IF NOT EXISTS tenant_jobs_status_created ON tenant_jobs (status, created_at);
 CREATE INDEX IF NOT EXISTS tenant_jobs_type_created ON tenant_jobs (job_type, created_at);
@@ -173,8 +172,13 @@ COLUMNS = ('id', 'job_type', 'status', 'payload', 'result', 'error_log', 'retry_
 #: columns added since the first release: column name to the `ALTER TABLE` that adds it
 MIGRATIONS = {'claim_id': 'ALTER TABLE tenant_jobs ADD COLUMN claim_id TEXT',
               'priority': 'ALTER TABLE tenant_jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0'}
-#: indexes on migrated columns, made once the migrations ran
-INDEXES = "CREATE INDEX IF NOT EXISTS tenant_jobs_claim ON tenant_jobs (status, priority DESC, run_at);"
+#: indexes made once the migrations ran: the claims' two, on waiting jobs only (`status` leads: SQLite's planner then
+#: searches them by it), and the idempotency keys'
+INDEXES = """CREATE INDEX IF NOT EXISTS tenant_jobs_next ON tenant_jobs (status, priority DESC, run_at) WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS tenant_jobs_waiting ON tenant_jobs (status, run_at) WHERE status = 'pending';
+CREATE UNIQUE INDEX IF NOT EXISTS tenant_jobs_idem ON tenant_jobs (idem_key) WHERE idem_key IS NOT NULL;"""
+#: indexes of earlier releases, replaced by `INDEXES`: dropped when a store opens a table that has them
+OLD_INDEXES = ('tenant_jobs_due', 'tenant_jobs_claim')
 
 # %% ../nbs/01_jobs.ipynb #5f0a1c24
 def _read(path:str) -> str:

@@ -12,7 +12,7 @@ from typing import Callable
 from urllib.parse import urlsplit, urlunsplit, parse_qsl, urlencode, unquote
 from .db_host import check_tenant_id, timestamp, TenantHost, mask_url
 from .db_host import gen_id
-from .jobs import SCHEMA, MIGRATIONS, INDEXES, log
+from .jobs import SCHEMA, MIGRATIONS, INDEXES, OLD_INDEXES, log
 from .store import JobStore, _CLAIM_SET, _RUN_COLS, _STILL_PENDING
 from .runner import in_io
 
@@ -189,15 +189,21 @@ class PgJobStore(JobStore):
             if create:
                 c.execute(f"CREATE SCHEMA IF NOT EXISTS {self.qschema}")
                 c.execute(self._sql(SCHEMA))
-            # the table's columns, by its oid: 0.16 ms with 3,000 schemas, where information_schema.columns took 5 to 10
-            have = {r['attname'] for r in c.execute("SELECT attname FROM pg_attribute WHERE attrelid = to_regclass("
-                                                    "format('%%I.tenant_jobs', %s::text)) AND attnum > 0 AND NOT attisdropped",
-                                                    [self.schema]).fetchall()}
+            # the table's columns and indexes, by its oid: 0.16 ms with 3,000 schemas, where information_schema took 5 to 10
+            t = "to_regclass(format('%%I.tenant_jobs', %s::text))"
+            have = {r['name'] for r in c.execute(f"SELECT attname AS name FROM pg_attribute WHERE attrelid = {t} AND attnum > 0 "
+                                                 f"AND NOT attisdropped UNION ALL SELECT relname FROM pg_class WHERE oid IN "
+                                                 f"(SELECT indexrelid FROM pg_index WHERE indrelid = {t})",
+                                                 [self.schema, self.schema]).fetchall()}
             if not have:
                 raise LookupError(f"no tenant schema {self.schema}: create it first (host.create(tenant), or create=True)")
             missing = [ddl for col, ddl in MIGRATIONS.items() if col not in have]   # a table from an older release
             for ddl in missing: c.execute(self._sql(ddl.replace('ADD COLUMN', 'ADD COLUMN IF NOT EXISTS')))
-            if create or missing: c.execute(self._sql(INDEXES))
+            old = [ix for ix in OLD_INDEXES if ix in have]  # an older release's indexes: `INDEXES` replaces them
+            if create or missing or old: c.execute(self._sql(INDEXES))
+            for ix in old: c.execute(f"DROP INDEX IF EXISTS {self.qschema}.{ix}")
+            if 'tenant_jobs_idem_key_key' in have:  # an older table's UNIQUE constraint, which indexed every row
+                c.execute(f"ALTER TABLE {self.qschema}.tenant_jobs DROP CONSTRAINT IF EXISTS tenant_jobs_idem_key_key")
 
     def _sql(self, sql:str) -> str:
         "Our SQL for psycopg: the table in this schema, `%(name)s` parameters."
@@ -261,7 +267,7 @@ class PgJobStore(JobStore):
         self._exec(_wake(self.conninfo), dict(schema=self.schema))
 
     def _exec_claim(self, sql:str, args:dict, again:Callable|None=None) -> list[dict]:
-        "Run a claim on a connection whose planner never sorts: due jobs are read in `tenant_jobs_claim`'s order."
+        "Run a claim on a connection whose planner never sorts: due jobs are read in `tenant_jobs_next`'s order."
         return self._exec(sql, args, again, pool=pool_for(self.conninfo, claims=True))
 
     @contextmanager

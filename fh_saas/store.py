@@ -15,7 +15,7 @@ from typing import Any, Callable
 from urllib.parse import quote, unquote
 from fastcore.basics import patch
 from .db_host import timestamp, gen_id, mask_url
-from .jobs import SCHEMA, COLUMNS, MIGRATIONS, INDEXES, STATUSES, FINISHED, retry_delay
+from .jobs import SCHEMA, COLUMNS, MIGRATIONS, INDEXES, OLD_INDEXES, STATUSES, FINISHED, retry_delay
 
 # %% auto #0
 __all__ = ['MAX_IDLE', 'WAL_LIMIT', 'CHECK_WAL_EVERY', 'is_busy', 'JobStore', 'backend', 'store_for', 'forget', 'LeaseExpired']
@@ -67,13 +67,14 @@ class JobStore:
         try:  # one read says whether the table, its columns and its indexes are all there: then no DDL runs
             have = {r[0] for r in c.execute("SELECT name FROM pragma_table_info('tenant_jobs') UNION ALL "
                                             "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'tenant_jobs'")}
-            if ready := _NEEDED <= have: self._give(c, 5.0)  # the first operation uses it: opening a store opens its file once
+            if ready := _NEEDED <= have and not have.intersection(OLD_INDEXES): self._give(c, 5.0)  # the first operation uses it: opening a store opens its file once
             else:
                 c.executescript(SCHEMA)
                 have = {r['name'] for r in c.execute("PRAGMA table_info(tenant_jobs)")}
                 for col, ddl in MIGRATIONS.items():
                     if col not in have: c.execute(ddl)
                 c.executescript(INDEXES)
+                for ix in OLD_INDEXES: c.execute(f"DROP INDEX IF EXISTS {ix}")  # replaced by INDEXES
         except BaseException: c.close(); raise
         if not ready: c.close()  # the schema was written: closing the last connection checkpoints it into the file
 
@@ -190,8 +191,8 @@ class JobStore:
 
     skip_locked = ''  # SQLite has one writer at a time: a claim never meets a row locked by another claim
     pick = 'id IN ({})'  # how a claim names the rows its subquery chose
-    #: the due jobs a claim takes, best first; `+run_at` is no bound on an index, so SQLite reads `tenant_jobs_claim`
-    #: in its order and stops after `n`, instead of reading every due job from `tenant_jobs_due` and sorting them
+    #: the due jobs a claim takes, best first; `+run_at` is no bound on an index, so SQLite reads `tenant_jobs_next`
+    #: in its order and stops after `n`, instead of reading every due job from `tenant_jobs_waiting` and sorting them
     due = "status = 'pending' AND +run_at <= :now AND cancel_requested = 0 ORDER BY priority DESC, run_at"
 
     def _exec_claim(self, sql:str, args:dict, again:Callable|None=None) -> list[dict]:

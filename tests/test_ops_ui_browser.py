@@ -117,7 +117,7 @@ def row_counts(page) -> dict:
     heads = [h.lower() for h in page.locator('table.ops-tenants thead th').all_inner_texts()]
     out = {}
     for r in page.locator('table.ops-tenants tbody tr').all():
-        cells = r.locator('td').all_inner_texts()
+        cells = [c.strip() for c in r.locator('td').all_inner_texts()]  # innerText of a row laid out under load may keep its source's line breaks
         out[cells[0]] = {h: int(c.replace(',', '')) for h, c in zip(heads, cells) if h in mix(0)}
     return out
 

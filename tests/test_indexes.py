@@ -1,0 +1,141 @@
+"""Only waiting jobs are in the claim indexes, and an older table is moved to them when a store opens it.
+
+A claim and a job's end must add nothing to the indexes that claims and the next-due look read: on PostgreSQL every
+index that holds the new row version of a status change gets a new entry, so an index of every row costs two entries
+a job for nothing. The test finds those indexes from the plans themselves (not by name), runs 600 jobs through
+claim and finish, and reads how much the indexes grew: SQLite's own entry count (ANALYZE), PostgreSQL's pages.
+An older table (the layout before: full `(status, run_at)` and `(status, priority DESC, run_at)` indexes, a `UNIQUE`
+column on `idem_key`) is migrated when a store opens it, on both backends, and its idempotency keys still hold."""
+import json, re, time
+import psycopg, pytest
+from fh_saas.db_host import gen_id, timestamp
+from fh_saas.utils_bgtsk import BackgroundTaskManager
+
+
+async def noop(): return None
+
+N = 600
+
+
+def claim_and_due_sql(st):
+    "The SQL (and arguments) of one claim of 32 and of the next-due look, as the store sends them."
+    seen, real = [], st._exec
+    st._exec = lambda sql, args=None, again=None, pool=None: seen.append((sql, args)) or [dict(p=None, r=None)]
+    try:
+        st.claim_due(time.time(), 60, 'w', 32)
+        st.due_times()
+    finally: st._exec = real
+    return seen
+
+
+#: the indexes `list_jobs` pages by: every row is in them, by design (the look for the earliest lease reads running
+#: rows through one of them)
+LISTS = {'tenant_jobs_created', 'tenant_jobs_status_created', 'tenant_jobs_type_created'}
+
+
+def used_indexes(st):
+    "The indexes the claim and the next-due look read, from their plans."
+    out = set()
+    for sql, args in claim_and_due_sql(st):
+        if st.dialect == 'sqlite':
+            with st._conn() as c:
+                out |= {m for r in c.execute("EXPLAIN QUERY PLAN " + sql, args or {})
+                        for m in re.findall(r'USING (?:COVERING )?INDEX (\w+)', r['detail'])}
+        else:
+            from fh_saas.pg import pool_for
+            with pool_for(st.conninfo, claims=True).connection() as c, c.transaction(force_rollback=True):
+                plan = json.dumps(c.execute("EXPLAIN (FORMAT JSON) " + st._sql(sql), args or {}).fetchone()['QUERY PLAN'])
+            out |= set(re.findall(r'"Index Name": "(\w+)"', plan))
+    return out - LISTS - {'sqlite_autoindex_tenant_jobs_1', 'tenant_jobs_pkey'}  # rows found again by id: every row is there
+
+
+def size(st, ix):
+    "Entries in index `ix` (SQLite, after ANALYZE) or its pages (PostgreSQL)."
+    if st.dialect == 'sqlite':
+        with st._conn() as c:
+            c.execute("ANALYZE")
+            r = c.execute("SELECT stat FROM sqlite_stat1 WHERE idx = ?", [ix]).fetchone()
+            return int(r['stat'].split()[0]) if r else 0
+    with st.pool.connection() as c:
+        return c.execute("SELECT pg_relation_size(format('%%I.%%I', %s::text, %s::text)::regclass) / 8192 AS n",
+                         [st.schema, ix]).fetchone()['n']
+
+
+def test_claims_and_ends_add_nothing_to_the_claim_indexes(host):
+    m = BackgroundTaskManager(host.create('acme'), run_here=False)
+    st = m.store
+    for _ in range(N): m.submit('noop', noop)
+    used = used_indexes(st)
+    assert used, "the claim reads an index"
+    before = {ix: size(st, ix) for ix in used}
+    done = 0
+    while done < N:
+        rows = st.claim_due(time.time(), 60, 'w', 32)
+        assert rows, f"{N - done} jobs left unclaimed"
+        for r in rows: assert st.finish(r['id'], r['attempt'], 'completed', time.time(), 'null') == 'completed'
+        done += len(rows)
+    after = {ix: size(st, ix) for ix in used}
+    if st.dialect == 'sqlite':  # SQLite removes an entry at once: nothing left in them, the pending rows are gone
+        assert after == {ix: 0 for ix in used}, f"entries left in the claim indexes after {N} jobs ended: {after}"
+    else:  # PostgreSQL keeps dead entries until vacuum: the indexes must not have grown at all
+        assert after == before, f"the claim indexes grew from {before} to {after} pages while {N} jobs ran"
+
+
+OLD = """
+CREATE TABLE tenant_jobs (id TEXT PRIMARY KEY, job_type TEXT NOT NULL, status TEXT NOT NULL CHECK (status IN
+  ('pending','running','completed','failed','cancelled')), payload TEXT NOT NULL, result TEXT, error_log TEXT NOT NULL
+  DEFAULT '[]', retry_count INTEGER NOT NULL DEFAULT 0, max_retries INTEGER NOT NULL DEFAULT 3, created_at TEXT NOT
+  NULL, started_at TEXT, completed_at TEXT, attempt INTEGER NOT NULL DEFAULT 0, run_at DOUBLE PRECISION NOT NULL,
+  lease_until DOUBLE PRECISION, worker TEXT, func_path TEXT, timeout DOUBLE PRECISION, idem_key TEXT UNIQUE,
+  cancel_requested INTEGER NOT NULL DEFAULT 0, progress DOUBLE PRECISION, progress_msg TEXT, updated_at TEXT NOT NULL,
+  claim_id TEXT, priority INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX tenant_jobs_due ON tenant_jobs (status, run_at);
+CREATE INDEX tenant_jobs_created ON tenant_jobs (created_at);
+CREATE INDEX tenant_jobs_status_created ON tenant_jobs (status, created_at);
+CREATE INDEX tenant_jobs_type_created ON tenant_jobs (job_type, created_at);
+CREATE INDEX tenant_jobs_claim ON tenant_jobs (status, priority DESC, run_at);
+INSERT INTO tenant_jobs (id, job_type, status, payload, created_at, run_at, updated_at, idem_key)
+  VALUES ('0123456789abcdef0123456789abcdef', 'noop', 'completed', '{}', '2026-01-01T00:00:00', 0, '2026-01-01T00:00:00', 'k1');
+"""
+
+
+def old_table(host):
+    "A tenant whose table has the layout of the release before, with one job keyed `k1`; its URL."
+    if host.kind == 'sqlite':
+        import sqlite3
+        p = host.data_dir / 'old.db'; host.data_dir.mkdir(parents=True, exist_ok=True)
+        with sqlite3.connect(p) as c: c.executescript(OLD)
+        return f"sqlite:///{p}"
+    url = host.url('old')
+    from fh_saas.pg import split_url
+    conninfo, schema = split_url(url)
+    with psycopg.connect(conninfo, autocommit=True) as c:
+        c.execute(f'CREATE SCHEMA "{schema}"')
+        c.execute(f'SET search_path = "{schema}"')
+        c.execute(OLD)
+    return url
+
+
+def indexes(st):
+    if st.dialect == 'sqlite':
+        with st._conn() as c:
+            return {r['name'] for r in c.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    with st.pool.connection() as c:
+        return {r['indexname'] for r in c.execute("SELECT indexname FROM pg_indexes WHERE schemaname = %s", [st.schema])}
+
+
+def test_an_older_table_is_moved_to_the_new_indexes_and_its_keys_still_hold(host):
+    url = old_table(host)
+    m = BackgroundTaskManager(url, run_here=False)
+    have = indexes(m.store)
+    assert not {'tenant_jobs_due', 'tenant_jobs_claim'} & have, f"the old claim indexes are still there: {have}"
+    assert {'tenant_jobs_next', 'tenant_jobs_waiting', 'tenant_jobs_idem'} <= have, have
+    if host.kind == 'postgresql': assert 'tenant_jobs_idem_key_key' not in have, "the old constraint's index is left"
+    assert m.enqueue('noop', noop, key='k1')[0] == '0123456789abcdef0123456789abcdef'  # the old row's key
+    a = m.enqueue('noop', noop, key='k2')[0]
+    assert m.enqueue('noop', noop, key='k2')[0] == a
+    assert len({m.submit('noop', noop)[0] for _ in range(3)}) == 3  # jobs with no key never collide
+    pending = sorted(j.id for j in m.list_jobs(status='pending'))
+    assert len(pending) == 4 and sorted(r['id'] for r in m.store.claim_due(time.time(), 60, 'w', 10)) == pending
+    m2 = BackgroundTaskManager(url, run_here=False)  # opened again: nothing left to migrate, nothing changes
+    assert indexes(m2.store) == indexes(m.store)
