@@ -36,7 +36,9 @@ def server_cpu():
     return out
 
 
-def env(url): return dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), str(HERE.parent)]), BENCH_PG_URL=url)
+def env(url):  # a `$PYTHONPATH` of the caller's goes first: another fh-saas tree can be measured (an A/B)
+    path = os.pathsep.join(filter(None, [os.environ.get('PYTHONPATH'), str(HERE), str(HERE.parent)]))
+    return dict(os.environ, PYTHONPATH=path, BENCH_PG_URL=url)
 
 
 def connected(mon, n):
