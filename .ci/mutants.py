@@ -53,7 +53,7 @@ MUTANTS = [
     ('a job handed back wakes nobody (PostgreSQL)', 'store.py',
      "if st == 'pending': self._due_now()", "pass",
      ['tests/test_pg_workers.py::test_a_job_handed_back_at_shutdown_is_taken_by_another_worker_at_once']),
-    ("a claim's planner may sort every due job (PostgreSQL)", 'pg.py', "' -c enable_sort=off'", "''",
+    ("a claim's planner may sort every due job (PostgreSQL)", 'pg.py', "-c enable_sort=off -c enable_seqscan", "-c enable_seqscan",
      ['tests/test_backlog.py::test_pg_claim_reads_only_the_rows_it_takes_whatever_the_statistics']),
     ('a job retried by hand wakes nobody (PostgreSQL)', 'store.py', "    if ok: self._due_now()", "    pass",
      ['tests/test_pg_workers.py::test_a_job_retried_by_hand_is_taken_by_an_idle_worker_at_once']),
@@ -184,8 +184,14 @@ MUTANTS = [
      ['tests/test_indexes.py::test_an_older_table_is_moved_to_the_new_indexes_and_its_keys_still_hold[postgresql]']),
     ("an older PostgreSQL table keeps its key constraint", 'pg.py', "if 'tenant_jobs_idem_key_key' in have:", "if False:",
      ['tests/test_indexes.py::test_an_older_table_is_moved_to_the_new_indexes_and_its_keys_still_hold[postgresql]']),
+    ("hot statements planned at every run (PostgreSQL)", 'pg.py', "'-c plan_cache_mode=force_generic_plan'", "''",
+     ['tests/test_backlog.py::test_pg_claims_and_finishes_are_planned_once_by_index_even_when_planned_on_an_empty_table']),
+    ("a plan made on an empty table scans it whole (PostgreSQL)", 'pg.py', "-c enable_seqscan=off '", "'",
+     ['tests/test_backlog.py::test_pg_claims_and_finishes_are_planned_once_by_index_even_when_planned_on_an_empty_table']),
+    ("grouped finishes on the ordinary pool (PostgreSQL)", 'pg.py',
+     "with pool_for(st0.conninfo, claims=True).connection(timeout=2) as c: return c.execute(q, args).fetchall()",
+     "with st0.pool.connection(timeout=2) as c: return c.execute(q, args).fetchall()", ['tests/test_backlog.py::test_pg_claims_and_finishes_are_planned_once_by_index_even_when_planned_on_an_empty_table']),
 ]
-
 
 def copy_tree(dst:Path):
     ign = shutil.ignore_patterns('__pycache__', 'artifacts', '*.pyc')

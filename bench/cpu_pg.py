@@ -3,7 +3,8 @@
 The harness (bench/harness.py) times drains; this says where their time goes. For each system: its consumer
 processes are started and left idle for a second, then `--jobs` no-op jobs are enqueued in bulk (fh-saas: 10
 tenants' rows in one transaction, with a NOTIFY for each tenant; PgQueuer: one `enqueue` call), and the consumers
-drain them. The WAL the drain wrote is read from `pg_current_wal_lsn()` (the index entries each status change adds
+drain them; beside them, fh-saas's own statements sent by two bare loops with no runner (the harness's
+`fh_pg_floor`). The WAL the drain wrote is read from `pg_current_wal_lsn()` (the index entries each status change adds
 land there). CPU is read from /proc for the consumer processes (from just before the enqueue, so their start-up is
 not counted) and for every PostgreSQL server process (from the end of the enqueue; the enqueue's own share is in a
 column of its own) to the last job done. Both cores of this machine serve the workers and the server alike.
@@ -81,6 +82,19 @@ class FhSaas:
     def done(self, mon): return mon.execute(self.count).fetchone()[0]
 
 
+class FhFloor(FhSaas):
+    "fh-saas's own claim and grouped-finish statements in two bare loops (`bench/systems/fh_pg_floor.py`): no runner."
+    def __init__(self): super().__init__(2); self.label = "fh-saas's statements, 2 bare loops"
+
+    def setup(self, url, mon):
+        super().setup(url, mon)  # the tenants, and two workers: swapped for the bare loops
+        for p in self.procs: p.terminate(); p.wait(60)
+        while listening(mon, 1): time.sleep(0.05)  # their listeners are gone
+        self.procs = [subprocess.Popen([sys.executable, '-m', 'systems.fh_pg_floor', url, str(k)], env=env(url))
+                      for k in range(2)]
+        while not listening(mon, 2): time.sleep(0.05)
+
+
 class PgQueuer:
     "PgQueuer: one worker process with every default (`bench/systems/pgqueuer.py`)."
     label = 'PgQueuer, 1 worker'
@@ -142,7 +156,7 @@ def main():
     ap.add_argument('--out', type=Path, default=HERE / 'results', help='folder for cpu_pg.md and cpu_pg.json')
     a = ap.parse_args()
     from pgserver import PgServer
-    systems = [FhSaas(2), FhSaas(1), PgQueuer()]
+    systems = [FhSaas(2), FhSaas(1), FhFloor(), PgQueuer()]
     runs = {s.label: [] for s in systems}
     with PgServer() as pg:
         for r in range(a.reps):

@@ -56,9 +56,9 @@ _pools, _listeners, _plock = {}, {}, threading.Lock()
 
 def pool_for(conninfo:str, # the server connection string
              size:int=10, # the pool size
-             claims:bool=False, # the pool for claims: its connections' planner never sorts (4 connections at most)
+             claims:bool=False, # the pool for claims and grouped finishes: prepared, planned once, by index (4 connections at most)
             ):
-    "The one connection pool of this process for `conninfo` (or for its claims)."
+    "The one connection pool of this process for `conninfo` (or for its claims and grouped finishes)."
     with _plock:
         p = _pools.get((conninfo, claims))
         if p is None:
@@ -68,8 +68,12 @@ def pool_for(conninfo:str, # the server connection string
             # autocommit: each statement is its own transaction, one round trip (no BEGIN/COMMIT, no checks;
             # a connection that broke is discarded by the pool when it comes back, and the statement retried)
             kw = dict(row_factory=dict_row, autocommit=True)
-            if claims:  # a claim reads due jobs in its index's order: a sort of every due job is never the plan
-                kw['options'] = (conninfo_to_dict(conninfo).get('options', '') + ' -c enable_sort=off').strip()
+            if claims:  # the hot statements: each prepared at its first use and planned once for all its runs (a
+                # generic plan), by index only: a claim reads due jobs in its index's order, never sorting every due
+                # job, and finds rows by id, never scanning a table whose plan was made while it was small
+                kw['prepare_threshold'] = 0
+                kw['options'] = (conninfo_to_dict(conninfo).get('options', '') + ' -c enable_sort=off -c enable_seqscan=off '
+                                 '-c plan_cache_mode=force_generic_plan').strip()
             p = _pools[(conninfo, claims)] = ConnectionPool(conninfo, min_size=1, max_size=4 if claims else size, open=True,
                                                             name='fh-saas', kwargs=kw, reconnect_timeout=0)
         return p
@@ -423,7 +427,7 @@ class FinishGroup:
         again = ' UNION ALL '.join(mines)
         st0 = parts[0][0]
         def go(q):
-            with st0.pool.connection(timeout=2) as c: return c.execute(q, args).fetchall()
+            with pool_for(st0.conninfo, claims=True).connection(timeout=2) as c: return c.execute(q, args).fetchall()
         got = st0._retrying(lambda: go(sql), again=lambda: go(again) or None)  # a retry after a lost reply: what landed
         self.stats['writes'] += 1; self.stats['rows'] += sum(len(rows) for _, rows in parts)
         return {(parts[r['k']][0].schema, r['id']): r['status'] for r in got}

@@ -67,3 +67,52 @@ def test_pg_claim_reads_only_the_rows_it_takes_whatever_the_statistics(pg_server
                for n in scans)
     assert plan['Actual Rows'] == 32
     assert read <= 3 * 32, f"the claim read {read} rows to take 32 of 5,000: {json.dumps(scans)[:1500]}"
+
+
+def test_pg_claims_and_finishes_are_planned_once_by_index_even_when_planned_on_an_empty_table(pg_server):
+    """The hot statements are planned once per connection (a plan at every run cost a quarter of the server's CPU in a
+    drain), and a plan made while the table was empty still reads only the rows the claim takes after a burst."""
+    import contextlib, re
+    from fh_saas.pg import PgHost, PgJobStore, pool_for
+    db = f"backlog_{gen_id()[:8]}"
+    pg_server.psql(f"CREATE DATABASE {db} OWNER fh")
+    host = PgHost(pg_server.url.rsplit('/', 1)[0] + '/' + db)
+    st = PgJobStore(host.create('acme'))
+    with psycopg.connect(host.url('acme'), autocommit=True) as c: c.execute("ANALYZE tenant_jobs")
+    assert st.claim_due(time.time(), 60, 'w', 32) == []  # its plan is made now, on the empty table
+    fill(st, 5000, time.time())
+    for _ in range(3):
+        rows = st.claim_due(time.time(), 60, 'w', 32)
+        assert len(rows) == 32
+        for r in rows: assert st.finish(r['id'], r['attempt'], 'completed', time.time(), 'null') == 'completed'
+    seen, real = [], st._exec
+    st._exec = lambda sql, args=None, again=None, pool=None: seen.append((sql, args)) or []
+    st.claim_due(time.time(), 60, 'w', 32)
+    st._exec = real
+    (sql, args), = seen
+    sql = st._sql(sql)
+    names = list(dict.fromkeys(re.findall(r'%\((\w+)\)s', sql)))  # psycopg numbers parameters in this order
+    for k, n in enumerate(names, 1): sql = sql.replace(f'%({n})s', f'${k}')
+    pool = pool_for(st.conninfo, claims=True)
+    with contextlib.ExitStack() as stack:
+        conns = [stack.enter_context(pool.connection()) for _ in range(pool.get_stats()['pool_size'])]
+        kept = [(c, r) for c in conns for r in c.execute(
+            "SELECT name, statement, generic_plans, custom_plans FROM pg_prepared_statements").fetchall()]
+        claims = [(c, r) for c, r in kept if 'SKIP LOCKED' in r['statement']]
+        finishes = [(c, r) for c, r in kept if 'unnest' in r['statement']]
+        assert claims and finishes, f"the claims and finishes are not prepared: {[r['statement'][:80] for _, r in kept]}"
+        assert all(r['custom_plans'] == 0 for _, r in claims + finishes), [(r['statement'][:60], r['custom_plans'])
+                                                                           for _, r in claims + finishes]
+        plans = []
+        for c, r in claims:  # each connection's kept plan, the one made on the empty table among them
+            if r['statement'] != sql: continue
+            with c.transaction(force_rollback=True):
+                q = f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE {r['name']}({', '.join(['%s'] * len(names))})"
+                plans.append(psycopg.ClientCursor(c).execute(q, [args[n] for n in names]).fetchone()['QUERY PLAN'][0]['Plan'])
+    assert plans
+    for plan in plans:
+        scans = [n for n, _ in plan_nodes(plan) if 'Scan' in n['Node Type'] and 'Relation Name' in n]
+        read = sum(n.get('Actual Rows', 0) + n.get('Rows Removed by Filter', 0) + n.get('Rows Removed by Index Recheck', 0)
+                   for n in scans)
+        assert plan['Actual Rows'] == 32
+        assert read <= 3 * 32, f"the claim planned on an empty table read {read} rows to take 32: {json.dumps(scans)[:1500]}"

@@ -64,7 +64,7 @@ def size(st, ix):
 def test_claims_and_ends_add_nothing_to_the_claim_indexes(host):
     m = BackgroundTaskManager(host.create('acme'), run_here=False)
     st = m.store
-    for _ in range(N): m.submit('noop', noop)
+    for _ in range(N): m.submit('index_noop', noop)
     used = used_indexes(st)
     assert used, "the claim reads an index"
     before = {ix: size(st, ix) for ix in used}
@@ -131,10 +131,10 @@ def test_an_older_table_is_moved_to_the_new_indexes_and_its_keys_still_hold(host
     assert not {'tenant_jobs_due', 'tenant_jobs_claim'} & have, f"the old claim indexes are still there: {have}"
     assert {'tenant_jobs_next', 'tenant_jobs_waiting', 'tenant_jobs_idem'} <= have, have
     if host.kind == 'postgresql': assert 'tenant_jobs_idem_key_key' not in have, "the old constraint's index is left"
-    assert m.enqueue('noop', noop, key='k1')[0] == '0123456789abcdef0123456789abcdef'  # the old row's key
-    a = m.enqueue('noop', noop, key='k2')[0]
-    assert m.enqueue('noop', noop, key='k2')[0] == a
-    assert len({m.submit('noop', noop)[0] for _ in range(3)}) == 3  # jobs with no key never collide
+    assert m.enqueue('index_noop', noop, key='k1')[0] == '0123456789abcdef0123456789abcdef'  # the old row's key
+    a = m.enqueue('index_noop', noop, key='k2')[0]
+    assert m.enqueue('index_noop', noop, key='k2')[0] == a
+    assert len({m.submit('index_noop', noop)[0] for _ in range(3)}) == 3  # jobs with no key never collide
     pending = sorted(j.id for j in m.list_jobs(status='pending'))
     assert len(pending) == 4 and sorted(r['id'] for r in m.store.claim_due(time.time(), 60, 'w', 10)) == pending
     m2 = BackgroundTaskManager(url, run_here=False)  # opened again: nothing left to migrate, nothing changes
