@@ -467,4 +467,5 @@ d = { 'settings': { 'branch': 'main',
                                      'fh_saas.utils_bgtsk.with_task': ('utils_bgtsk.html#with_task', 'fh_saas/utils_bgtsk.py')},
             'fh_saas.worker': { 'fh_saas.worker.job_source': ('worker.html#job_source', 'fh_saas/worker.py'),
                                 'fh_saas.worker.main': ('worker.html#main', 'fh_saas/worker.py'),
-                                'fh_saas.worker.run_worker': ('worker.html#run_worker', 'fh_saas/worker.py')}}}
+                                'fh_saas.worker.run_worker': ('worker.html#run_worker', 'fh_saas/worker.py'),
+                                'fh_saas.worker.use_uvloop': ('worker.html#use_uvloop', 'fh_saas/worker.py')}}}

@@ -14,7 +14,7 @@ from .scheduler import Scheduler
 from .jobs import log, worker_id
 
 # %% auto #0
-__all__ = ['job_source', 'run_worker', 'main']
+__all__ = ['job_source', 'use_uvloop', 'run_worker', 'main']
 
 # %% ../nbs/09_worker.ipynb #1339c7ba
 def job_source(url:str|None=None, # PostgreSQL URL (default `$FH_SAAS_PG_URL`)
@@ -24,6 +24,18 @@ def job_source(url:str|None=None, # PostgreSQL URL (default `$FH_SAAS_PG_URL`)
     if sqlite_dir: return SqliteHost(sqlite_dir)
     from fh_saas.pg import PgHost
     return PgHost(url)
+
+# %% ../nbs/09_worker.ipynb #w0rk0b02
+def use_uvloop(loop:str='auto', # `auto` (uvloop if it is installed), `uvloop` or `asyncio`
+              ) -> bool:
+    "Whether a worker runs on uvloop: `auto` when it can be imported, `uvloop` always (an error if it cannot), `asyncio` never."
+    if loop not in ('auto', 'uvloop', 'asyncio'): raise ValueError(f"loop must be auto, uvloop or asyncio, not {loop!r}")
+    if loop == 'asyncio': return False
+    try: import uvloop
+    except ImportError:
+        if loop == 'uvloop': raise
+        return False
+    return True
 
 # %% ../nbs/09_worker.ipynb #689c7a83
 async def run_worker(sched:Scheduler, # the scheduler to run
@@ -50,6 +62,7 @@ def main(url:str=None, # PostgreSQL URL of the tenants' server (default `$FH_SAA
          imports:str='', # comma-separated modules holding the tasks: imported first, and the only ones run from
          log_level:str='INFO', # logging level
          metrics_port:int=None, # serve this worker's attempt metrics (Prometheus) on 127.0.0.1:PORT; needs prometheus-client
+         loop:str='auto', # event loop: auto (uvloop if installed), uvloop or asyncio
         ):
     "Run background jobs of every tenant until SIGTERM."
     logging.basicConfig(level=log_level.upper(), format='%(asctime)s %(levelname)s %(name)s: %(message)s')
@@ -58,10 +71,11 @@ def main(url:str=None, # PostgreSQL URL of the tenants' server (default `$FH_SAA
     for m in mods: importlib.import_module(m)
     sched = Scheduler(job_source(url, sqlite_dir), concurrency=concurrency, per_tenant=per_tenant, poll=poll,
                       lease=lease, grace=grace, tenant_limit=tenant_limit, tenant_slots=tenant_slots, task_modules=mods)
-    log.info("worker %s: concurrency %s, per tenant %s, tenant slots %s, tenant limit %s", worker_id(), concurrency,
-             per_tenant, sched.tenant_slots, tenant_limit)
+    uv = use_uvloop(loop)
+    log.info("worker %s: concurrency %s, per tenant %s, tenant slots %s, tenant limit %s, loop %s", worker_id(), concurrency,
+             per_tenant, sched.tenant_slots, tenant_limit, 'uvloop' if uv else 'asyncio')
     if metrics_port:   # this process's attempts only: the tenants' figures come from the app's /metrics
         from fh_saas.metrics import serve_metrics
         serve_metrics(metrics_port)
         log.info("worker: metrics on http://127.0.0.1:%s/metrics", metrics_port)
-    anyio.run(run_worker, sched)
+    anyio.run(run_worker, sched, backend_options=dict(use_uvloop=uv))
