@@ -56,6 +56,11 @@ class FhSaas:
     "fh-saas: `workers` fh-saas-worker processes with the CLI's defaults, 10 tenant schemas."
     def __init__(self, workers): self.workers, self.label = workers, f"fh-saas, {workers} worker{'s' * (workers > 1)}"
 
+    @staticmethod
+    def consumer(url, k):
+        "The arguments of worker process `k` (after `python`)."
+        return ['-m', 'fh_saas.worker', '--url', url, '--imports', 'systems.fh_pg', '--log-level', 'WARNING']
+
     def setup(self, url, mon):
         from fh_saas.pg import PgHost, PgJobStore
         from fh_saas.utils_bgtsk import BackgroundTaskManager
@@ -63,8 +68,7 @@ class FhSaas:
         self.mgrs = [BackgroundTaskManager(host.create(f"t{k}"), run_here=False) for k in range(10)]
         self.count = "SELECT " + ' + '.join(f"(SELECT count(*) FROM \"tenant_t{k}\".tenant_jobs WHERE status = 'completed')"
                                              for k in range(10))
-        self.procs = [subprocess.Popen([sys.executable, '-m', 'fh_saas.worker', '--url', url, '--imports', 'systems.fh_pg',
-                                        '--log-level', 'WARNING'], env=env(url)) for _ in range(self.workers)]
+        self.procs = [subprocess.Popen([sys.executable, *self.consumer(url, k)], env=env(url)) for k in range(self.workers)]
         while not listening(mon, self.workers): time.sleep(0.05)
 
     def enqueue(self, n, mon):
@@ -86,13 +90,8 @@ class FhFloor(FhSaas):
     "fh-saas's own claim and grouped-finish statements in two bare loops (`bench/systems/fh_pg_floor.py`): no runner."
     def __init__(self): super().__init__(2); self.label = "fh-saas's statements, 2 bare loops"
 
-    def setup(self, url, mon):
-        super().setup(url, mon)  # the tenants, and two workers: swapped for the bare loops
-        for p in self.procs: p.terminate(); p.wait(60)
-        while listening(mon, 1): time.sleep(0.05)  # their listeners are gone
-        self.procs = [subprocess.Popen([sys.executable, '-m', 'systems.fh_pg_floor', url, str(k)], env=env(url))
-                      for k in range(2)]
-        while not listening(mon, 2): time.sleep(0.05)
+    @staticmethod
+    def consumer(url, k): return ['-m', 'systems.fh_pg_floor', url, str(k)]
 
 
 class PgQueuer:

@@ -26,9 +26,14 @@ class System:
         cols = 'id, status, started_at, completed_at'
         self.union = ' UNION ALL '.join(f'SELECT {cols} FROM "{tenant_schema(t)}".tenant_jobs' for t in TENANTS)
 
+    @staticmethod
+    def consumer(url, k):
+        "The arguments of consumer process `k` (after `python`)."
+        return ['-m', 'fh_saas.worker', '--url', url, '--concurrency', '32', '--per-tenant', '8',
+                '--imports', 'systems.fh_pg', '--log-level', 'WARNING']
+
     async def start(self):
-        self.procs = [spawn('-m', 'fh_saas.worker', '--url', self.url, '--concurrency', '32', '--per-tenant', '8',
-                            '--imports', 'systems.fh_pg', '--log-level', 'WARNING') for _ in range(self.workers)]
+        self.procs = [spawn(*self.consumer(self.url, k)) for k in range(self.workers)]
         listening = ("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
                      "AND query ILIKE 'listen%'")  # each worker LISTENs once its scheduler runs
         await until(lambda: self.alive() and self.mon.execute(listening).fetchone()[0] >= self.workers,

@@ -7,7 +7,6 @@ NOTIFY channel. Jobs are submitted and read back as in `fh_pg.py`. What any runn
 their indexes, and sending fh-saas's statements would spend on PostgreSQL: its drain is the most two fh-saas workers
 could reach on this machine if the runner's Python cost nothing."""
 import sys, time
-from systems import spawn
 from systems.fh_pg import System as FhPg, TENANTS
 
 LABEL = "fh-saas's PG statements in a bare loop, 2 processes"
@@ -45,13 +44,8 @@ def consume(url, k):
 
 
 class System(FhPg):
-    async def start(self):
-        self.procs = [spawn('-m', 'systems.fh_pg_floor', self.url, str(k)) for k in range(2)]
-        listening = ("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                     "AND query ILIKE 'listen%'")
-        from systems import until
-        await until(lambda: self.alive() and self.mon.execute(listening).fetchone()[0] >= 2,
-                    what='the consumers to listen')
+    @staticmethod
+    def consumer(url, k): return ['-m', 'systems.fh_pg_floor', url, str(k)]
 
 
 if __name__ == '__main__': consume(sys.argv[1], int(sys.argv[2]))
