@@ -189,8 +189,16 @@ MUTANTS = [
     ("a plan made on an empty table scans it whole (PostgreSQL)", 'pg.py', "-c enable_seqscan=off '", "'",
      ['tests/test_backlog.py::test_pg_claims_and_finishes_are_planned_once_by_index_even_when_planned_on_an_empty_table']),
     ("grouped finishes on the ordinary pool (PostgreSQL)", 'pg.py',
-     "with pool_for(st0.conninfo, claims=True).connection(timeout=2) as c: return c.execute(q, args).fetchall()",
+     "with pool_for(st0.conninfo, batch=True).connection(timeout=2) as c: return c.execute(q, args).fetchall()",
      "with st0.pool.connection(timeout=2) as c: return c.execute(q, args).fetchall()", ['tests/test_backlog.py::test_pg_claims_and_finishes_are_planned_once_by_index_even_when_planned_on_an_empty_table']),
+    ("batch statements on a pool of several connections (PostgreSQL)", 'pg.py',
+     "max_size=1 if batch else 4 if claims else size", "max_size=4 if claims or batch else size", ['tests/test_backlog.py::test_pg_batch_statements_are_prepared_once_per_process_whatever_the_order_of_their_tenants']),
+    ("a batch claim's text follows the tenants' turns (PostgreSQL)", 'pg.py',
+     "order = sorted(range(len(items)), key=lambda i: items[i][0].schema)", "order = list(range(len(items)))", ['tests/test_backlog.py::test_pg_batch_statements_are_prepared_once_per_process_whatever_the_order_of_their_tenants']),
+    ("a grouped finish's text follows the order its jobs ended in (PostgreSQL)", 'pg.py',
+     "parts = sorted(by.values(), key=lambda p: p[0].schema)", "parts = list(by.values())", ['tests/test_backlog.py::test_pg_batch_statements_are_prepared_once_per_process_whatever_the_order_of_their_tenants']),
+    ("a batch claim's rows go back in the statement's order (PostgreSQL)", 'pg.py',
+     "out[order[r.pop('k')]].append(r)", "out[r.pop('k')].append(r)", ['tests/test_backlog.py::test_pg_batch_statements_are_prepared_once_per_process_whatever_the_order_of_their_tenants']),
 ]
 
 def copy_tree(dst:Path):

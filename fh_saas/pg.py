@@ -56,11 +56,13 @@ _pools, _listeners, _plock = {}, {}, threading.Lock()
 
 def pool_for(conninfo:str, # the server connection string
              size:int=10, # the pool size
-             claims:bool=False, # the pool for claims and grouped finishes: prepared, planned once, by index (4 connections at most)
+             claims:bool=False, # the pool for claims: prepared, planned once, by index (4 connections at most)
+             batch:bool=False, # the one connection of the batch claims and grouped finishes, set up as `claims`
             ):
-    "The one connection pool of this process for `conninfo` (or for its claims and grouped finishes)."
+    "The one connection pool of this process for `conninfo` (or for its claims, or its batch claims and grouped finishes)."
+    key = (conninfo, 'batch' if batch else claims)
     with _plock:
-        p = _pools.get((conninfo, claims))
+        p = _pools.get(key)
         if p is None:
             from psycopg.conninfo import conninfo_to_dict
             from psycopg.rows import dict_row
@@ -68,14 +70,16 @@ def pool_for(conninfo:str, # the server connection string
             # autocommit: each statement is its own transaction, one round trip (no BEGIN/COMMIT, no checks;
             # a connection that broke is discarded by the pool when it comes back, and the statement retried)
             kw = dict(row_factory=dict_row, autocommit=True)
-            if claims:  # the hot statements: each prepared at its first use and planned once for all its runs (a
+            if claims or batch:  # the hot statements: each prepared at its first use and planned once for all its runs (a
                 # generic plan), by index only: a claim reads due jobs in its index's order, never sorting every due
                 # job, and finds rows by id, never scanning a table whose plan was made while it was small
                 kw['prepare_threshold'] = 0
                 kw['options'] = (conninfo_to_dict(conninfo).get('options', '') + ' -c enable_sort=off -c enable_seqscan=off '
                                  '-c plan_cache_mode=force_generic_plan').strip()
-            p = _pools[(conninfo, claims)] = ConnectionPool(conninfo, min_size=1, max_size=4 if claims else size, open=True,
-                                                            name='fh-saas', kwargs=kw, reconnect_timeout=0)
+            # the batch statements name the tenants they serve, so their texts are many: one connection prepares and plans
+            # each text once in this process, where a pool's connections, taken in turn, would each do it again
+            p = _pools[key] = ConnectionPool(conninfo, min_size=1, max_size=1 if batch else 4 if claims else size, open=True,
+                                             name='fh-saas', kwargs=kw, reconnect_timeout=0)
         return p
 
 class Listener:
@@ -297,6 +301,7 @@ class PgJobStore(JobStore):
              ):
         "Call `callback(self)` whenever any process adds a job to this tenant (`LISTEN/NOTIFY`)."
         listener_for(self.conninfo).callbacks.setdefault(self.schema, []).append(lambda: callback(self))
+        pool_for(self.conninfo, batch=True)  # a watched store is served here: its batch connection opens before the first claim
         self._watchers = getattr(self, '_watchers', []) + [callback]
 
     def unwatch(self,
@@ -407,7 +412,7 @@ class FinishGroup:
         "Write `group` in one statement (each schema alone if that fails): `({(schema, id): status}, {schema: error})`."
         by = {}
         for st, r, _ in group: by.setdefault(st.schema, (st, []))[1].append(r)
-        parts = list(by.values())
+        parts = sorted(by.values(), key=lambda p: p[0].schema)  # one text per set of tenants, whatever the order they ended in
         try: return self._one(parts), {}
         except Exception as e:
             if len(parts) == 1: return {}, {parts[0][0].schema: e}
@@ -427,7 +432,7 @@ class FinishGroup:
         again = ' UNION ALL '.join(mines)
         st0 = parts[0][0]
         def go(q):
-            with pool_for(st0.conninfo, claims=True).connection(timeout=2) as c: return c.execute(q, args).fetchall()
+            with pool_for(st0.conninfo, batch=True).connection(timeout=2) as c: return c.execute(q, args).fetchall()
         got = st0._retrying(lambda: go(sql), again=lambda: go(again) or None)  # a retry after a lost reply: what landed
         self.stats['writes'] += 1; self.stats['rows'] += sum(len(rows) for _, rows in parts)
         return {(parts[r['k']][0].schema, r['id']): r['status'] for r in got}
@@ -477,7 +482,9 @@ def _claim_batch(items:list, # `[(store, n)]`: at most `n` due jobs of each stor
     if len(items) == 1: return [items[0][0].claim_due(now, lease, worker, items[0][1], None, claim)]
     claim, parts = claim or gen_id(), []
     args = dict(now=now, now_s=timestamp(now), lease=now + lease, worker=worker, claim=claim)
-    for k, (st, n) in enumerate(items):
+    order = sorted(range(len(items)), key=lambda i: items[i][0].schema)  # one text per set of tenants, whatever their turns
+    for k, i in enumerate(order):
+        st, n = items[i]
         args[f'n{k}'] = n
         q = f"{st.qschema}.tenant_jobs"
         parts.append(f"c{k} AS (UPDATE {q} SET {_CLAIM_SET} WHERE id = ANY(ARRAY(SELECT id FROM {q} WHERE {st.due} "
@@ -485,13 +492,13 @@ def _claim_batch(items:list, # `[(store, n)]`: at most `n` due jobs of each stor
     sql = _PARAM.sub(r'%(\1)s', f"WITH {', '.join(parts)} " + ' UNION ALL '.join(f"SELECT * FROM c{k}" for k in range(len(items))))
     st0 = items[0][0]
     def go():
-        with pool_for(st0.conninfo, claims=True).connection(timeout=2) as c: return c.execute(sql, args).fetchall()
+        with pool_for(st0.conninfo, batch=True).connection(timeout=2) as c: return c.execute(sql, args).fetchall()
     def again():  # a retry after a lost reply: the rows the first try took, if it committed
-        got = [dict(r, k=k) for k, (st, _) in enumerate(items) for r in st.claimed(claim)]
+        got = [dict(r, k=k) for k, i in enumerate(order) for r in items[i][0].claimed(claim)]
         return got or None
     out = [[] for _ in items]
     for r in st0._retrying(go, again):
-        out[r.pop('k')].append(r)
+        out[order[r.pop('k')]].append(r)
     return out
 PgJobStore.claim_batch = staticmethod(_claim_batch)
 

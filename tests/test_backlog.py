@@ -5,7 +5,7 @@ PostgreSQL: the plan of the claim, on the connection it runs on, with statistics
 autovacuum next analyzes the table): it reads the 32 due jobs it takes in its index's order and finds them again by
 id, instead of reading (and sorting) every due or pending row.
 (What a claim costs in milliseconds is bench/bench_backlog.py's business.)"""
-import json, time
+import asyncio, json, re, time
 import psycopg, pytest
 from fh_saas.db_host import gen_id, timestamp
 from fh_saas.store import JobStore
@@ -93,9 +93,9 @@ def test_pg_claims_and_finishes_are_planned_once_by_index_even_when_planned_on_a
     sql = st._sql(sql)
     names = list(dict.fromkeys(re.findall(r'%\((\w+)\)s', sql)))  # psycopg numbers parameters in this order
     for k, n in enumerate(names, 1): sql = sql.replace(f'%({n})s', f'${k}')
-    pool = pool_for(st.conninfo, claims=True)
-    with contextlib.ExitStack() as stack:
-        conns = [stack.enter_context(pool.connection()) for _ in range(pool.get_stats()['pool_size'])]
+    with contextlib.ExitStack() as stack:   # every connection of the claims' pool and of the batch connection's
+        conns = [stack.enter_context(pool.connection()) for pool in (pool_for(st.conninfo, claims=True),
+                 pool_for(st.conninfo, batch=True)) for _ in range(pool.get_stats()['pool_size'])]
         kept = [(c, r) for c in conns for r in c.execute(
             "SELECT name, statement, generic_plans, custom_plans FROM pg_prepared_statements").fetchall()]
         claims = [(c, r) for c, r in kept if 'SKIP LOCKED' in r['statement']]
@@ -116,3 +116,58 @@ def test_pg_claims_and_finishes_are_planned_once_by_index_even_when_planned_on_a
                    for n in scans)
         assert plan['Actual Rows'] == 32
         assert read <= 3 * 32, f"the claim planned on an empty table read {read} rows to take 32: {json.dumps(scans)[:1500]}"
+
+
+def prepared_here(conninfo):
+    "The statements prepared on every connection this process holds to `conninfo`'s database (one entry per connection)."
+    import contextlib
+    from fh_saas.pg import _pools
+    with contextlib.ExitStack() as stack:
+        conns = [stack.enter_context(p.connection()) for key, p in list(_pools.items()) if key[0] == conninfo
+                 for _ in range(p.get_stats()['pool_size'])]
+        return [r['statement'] for c in conns for r in c.execute("SELECT statement FROM pg_prepared_statements").fetchall()]
+
+
+def test_pg_batch_statements_are_prepared_once_per_process_whatever_the_order_of_their_tenants(pg_server):
+    """A claim or finish over several tenants names their schemas, so its text changes with the tenants it serves;
+    planning one costs about as much as running it. Each such text is prepared once in the process (not once per
+    connection, nor per order the tenants came in), even when claims and finishes run at once from several threads,
+    and each tenant still gets its own rows back."""
+    import random, threading
+    from collections import Counter
+    from fh_saas.pg import PgHost, PgJobStore
+    db = f"backlog_{gen_id()[:8]}"
+    pg_server.psql(f"CREATE DATABASE {db} OWNER fh")
+    host = PgHost(pg_server.url.rsplit('/', 1)[0] + '/' + db)
+    stores = [PgJobStore(host.create(f"t{k}")) for k in range(4)]
+    for st in stores: fill(st, 160, time.time())
+    errors = []
+    def work(seed):
+        rnd = random.Random(seed)
+        try:
+            for _ in range(10):
+                items = [(st, 4) for st in rnd.sample(stores, 4)]  # the same four tenants, in any order
+                got = stores[0].claim_batch(items, time.time(), 60, 'w')
+                for (st, _), rows in zip(items, got):
+                    assert len(rows) == 4 and all(st.get(r['id'])['status'] == 'running' for r in rows), "another tenant's rows"
+                    for r in rows: assert st.finish(r['id'], r['attempt'], 'completed', time.time(), 'null') == 'completed'
+        except Exception as e: errors.append(e)
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads: t.start()
+    for t in threads: t.join()
+    assert not errors, errors
+    assert all(st.count(status='completed') == 160 for st in stores)
+    a, b = stores[:2]   # two jobs of two tenants ending in one order, then in the other: one finish text for the pair
+    for st in (a, b): fill(st, 2, time.time())
+    ra, rb = [st.claim_due(time.time(), 60, 'w', 2) for st in (a, b)]
+    async def end(pairs):
+        return await asyncio.gather(*(st.finish_soon(r['id'], r['attempt'], 'completed', time.time(), 'null') for st, r in pairs))
+    assert asyncio.run(end([(a, ra[0]), (b, rb[0])])) == ['completed'] * 2
+    assert asyncio.run(end([(b, rb[1]), (a, ra[1])])) == ['completed'] * 2
+    texts = Counter(s for s in prepared_here(stores[0].conninfo) if 'UNION ALL' in s or 'unnest' in s)
+    claims = [s for s in texts if 'SKIP LOCKED' in s]
+    assert len(claims) == 1, f"one set of tenants, {len(claims)} claim texts"
+    pair = [s for s in texts if 'unnest' in s and set(re.findall(r'"(tenant_t\d)"', s)) == {a.schema, b.schema}]
+    assert len(pair) == 1, f"the same two tenants' finishes as {len(pair)} texts"
+    again = {s[:120]: n for s, n in texts.items() if n > 1}
+    assert not again, f"prepared on several connections: {again}"
