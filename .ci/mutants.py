@@ -199,6 +199,12 @@ MUTANTS = [
      "parts = sorted(by.values(), key=lambda p: p[0].schema)", "parts = list(by.values())", ['tests/test_backlog.py::test_pg_batch_statements_are_prepared_once_per_process_whatever_the_order_of_their_tenants']),
     ("a batch claim's rows go back in the statement's order (PostgreSQL)", 'pg.py',
      "out[order[r.pop('k')]].append(r)", "out[r.pop('k')].append(r)", ['tests/test_backlog.py::test_pg_batch_statements_are_prepared_once_per_process_whatever_the_order_of_their_tenants']),
+    ("a cancel request landing after the task ended cancels its caller", 'runner.py',
+     "if ctx.on_cancel is stop and not sent: sent.append(True); task.cancel()", "if not sent: sent.append(True); task.cancel()",
+     ['tests/test_guards.py::test_a_cancel_arriving_after_the_task_ended_does_not_cancel_its_caller']),
+    ("a scheduler cancelled from outside leaves its jobs running", 'scheduler.py',
+     "await self._stop_jobs()  # also when cancelled from outside: nothing of ours runs on after this", "pass", ['tests/test_guards.py::test_a_scheduler_cancelled_from_outside_stops_its_jobs_before_it_returns']),
+    ("stopping a runner leaves its async tasks running", 'runner.py', "if c.on_cancel: c.on_cancel()", "pass", ['tests/test_guards.py::test_a_scheduler_cancelled_from_outside_stops_its_jobs_before_it_returns']),
 ]
 
 def copy_tree(dst:Path):

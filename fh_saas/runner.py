@@ -314,17 +314,24 @@ async def call_async(fn:Callable, # the function
                      ctx:JobContext, # the attempt: its `current_job()`
                      timeout:float|None=None, # seconds the attempt may take (`None`: no limit)
                     ) -> Outcome:
-    "Await an async task; a cancel request stops it, `timeout` bounds it. Raises only when the runner itself is cancelled."
-    token, loop = _current.set(ctx), asyncio.get_running_loop()
+    "Await an async task; a cancel request or a shutdown (`ctx.on_cancel`) stops it, `timeout` bounds it. Raises only when cancelled from outside."
+    if ctx.cancelled: return Outcome('cancelled')  # asked before it started: it never starts
+    loop, task, sent = asyncio.get_running_loop(), asyncio.current_task(), []
+    def halt():  # on the loop: cancel this task once, and only while it still awaits the task's body
+        if ctx.on_cancel is stop and not sent: sent.append(True); task.cancel()
+    def stop(): loop.call_soon_threadsafe(halt)  # from any thread
+    token, ctx.on_cancel = _current.set(ctx), stop
     try:
-        with anyio.CancelScope() as scope:
-            ctx.on_cancel = lambda: loop.call_soon_threadsafe(scope.cancel)
-            if ctx.cancel_requested: scope.cancel()
-            if timeout is None: return await _awaited(fn, kwargs)  # no second scope when there is no limit
-            with anyio.move_on_after(timeout) as limit: return await _awaited(fn, kwargs)
-            if limit.cancelled_caught:
-                return Outcome('error', exc=TimeoutError(f"attempt took longer than its {timeout} s timeout"))
-        return Outcome('cancelled')  # the scope was cancelled by a cancel request
+        if timeout is None: out = await _awaited(fn, kwargs)
+        else:
+            try:
+                async with asyncio.timeout(timeout): out = await _awaited(fn, kwargs)
+            except TimeoutError: return Outcome('error', exc=TimeoutError(f"attempt took longer than its {timeout} s timeout"))
+        if sent and task.cancelling(): task.uncancel()  # a task that swallowed the cancel: the attempt is over anyway
+        return out
+    except asyncio.CancelledError:
+        if sent and task.cancelling() == 1: task.uncancel(); return Outcome('cancelled')  # ours alone: a request or a shutdown
+        raise  # from outside (the runner's caller): it decides what the attempt becomes
     finally:
         ctx.on_cancel = None; _current.reset(token)
 
@@ -437,8 +444,10 @@ class Runner:
         leases.remove(ctx); self.ctxs.discard(ctx)
 
     def stop_all(self):
-        "Tell every running sync attempt of this runner to stop (shutdown); async ones are cancelled by their caller."
-        for c in list(self.ctxs): c.stopping = True
+        "Stop every running attempt of this runner (shutdown): a sync one at its `check_cancelled()`, an async one now; each is handed back."
+        for c in list(self.ctxs):
+            c.stopping = True
+            if c.on_cancel: c.on_cancel()
 
 # %% ../nbs/03_runner.ipynb #7b0c3d25
 from fastcore.basics import patch
@@ -496,6 +505,7 @@ def _write_outcome(self:Runner, row:dict, out:Outcome, now:float) -> tuple:
 @patch
 async def run_claimed(self:Runner,
                       row:dict, # the claimed row (the caller holds one slot of `threads`)
+                      shield:bool=True, # hold off a cancel while the outcome is written (`False`: the caller never cancels, it stops attempts with `stop_all`)
                      ) -> tuple:
     "Run one claimed attempt to its recorded end: `(status, run_at)`; raises only when cancelled (shutdown)."
     ctx = self._start(row)
@@ -504,12 +514,13 @@ async def run_claimed(self:Runner,
         if out is None and not is_async_task(fn): return await self._run_sync(fn, kwargs, ctx, row)
         if out is None:
             try: out = await call_async(fn, kwargs, ctx, row['timeout'])
-            except anyio.get_cancelled_exc_class():  # the runner is stopping: hand the attempt back
+            except asyncio.CancelledError:  # the runner is stopping: hand the attempt back
                 with anyio.CancelScope(shield=True): await self._record(row, Outcome('released'), ctx)
                 raise
         if self.store.inline_ok:  # written on the loop, no await: nothing can cancel it halfway
             done = self._record_inline(row, out, ctx)
             if done is not None: return done
+        if not shield: return await self._record(row, out, ctx)
         with anyio.CancelScope(shield=True): return await self._record(row, out, ctx)
     finally: self._end(ctx)
 

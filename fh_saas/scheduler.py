@@ -72,7 +72,7 @@ class Scheduler:
         self.threads = JobThreads(concurrency)
         self.runners, self.next, self.sigs, self.woken, self.active, self.served = {}, {}, {}, set(), {}, {}
         self.busy, self.trouble, self.broken, self.lease_at, self._by_key = {}, {}, set(), {}, {}
-        self._turn = 0
+        self._turn, self._tasks = 0, set()  # the tasks of the jobs running here
         self.schedules, self._slots = schedules, {}   # (schedule name, tenant) -> the slot whose job was written
         self.stats = dict(runs=0, scans=0, queries=0, rescued=0)
         self._loop, self._event, self._stopping = None, None, False
@@ -389,7 +389,7 @@ async def _claim_all(self:Scheduler, plan:list, now:float, got:list):
         for i, rs in zip(idx, rows): got[i] = rs
 
 @patch
-async def _dispatch(self:Scheduler, tg):
+async def _dispatch(self:Scheduler):
     "Claim and start due jobs, least busy tenant first, until the slots are full or nothing is due."
     tried = set()  # stores that gave fewer jobs than asked (or none) in this call: not again until something changes
     while self.threads.free:
@@ -415,7 +415,7 @@ async def _dispatch(self:Scheduler, tg):
                 self.threads.give(k - len(rows or ()))
                 for row in rows or ():
                     self.active[(st, row['id'])] = row['attempt']; self.busy[st] = self.busy.get(st, 0) + 1
-                    tg.start_soon(self._run, st, row)
+                    self._spawn(st, row)
         for (st, k), rows in zip(plan, got):
             if rows is None:  # locked or broken: skip it for a moment, the others go on
                 tried.add(st); self.next[st] = now + min(self.poll, 0.25 * 2 ** min(5, len(self.trouble)))
@@ -451,10 +451,23 @@ async def _set_idle(self:Scheduler, idle:bool):
             on.pop(srv, None); log.warning("scheduler: idle list on %s: %s: %s", mask_url(srv), type(e).__name__, e)
 
 @patch
+def _spawn(self:Scheduler, st:JobStore, row:dict):
+    "Run a claimed job in a task of its own: a plain asyncio task (an anyio task and its cancel scopes cost about half of the loop's time a job)."
+    t = asyncio.get_running_loop().create_task(self._run(st, row))
+    self._tasks.add(t); t.add_done_callback(self._tasks.discard)
+
+@patch
+async def _stop_jobs(self:Scheduler):
+    "Stop every job still running (a sync one at its `check_cancelled()`, an async one now) and wait until each is handed back or recorded."
+    for r in list(self.runners.values()): r.stop_all()
+    with anyio.CancelScope(shield=True):  # a thread that still runs is still running: its job is ours until it ends
+        while self._tasks: await asyncio.wait(set(self._tasks))
+
+@patch
 async def _run(self:Scheduler, st:JobStore, row:dict):
     "Run one claimed job and give its slot back; never raises but for cancellation (then the attempt was handed back)."
     try:
-        status, run_at = await self.runners[st].run_claimed(row)
+        status, run_at = await self.runners[st].run_claimed(row, shield=False)  # stopped by `stop_all`, never cancelled
         self.stats['runs'] += 1
         if status == 'pending' and run_at is not None and st in self.next:
             self.next[st] = run_at if self.next.get(st) is None else min(self.next[st], run_at)
@@ -492,7 +505,7 @@ async def serve(self:Scheduler,
                     if not self._unseen and self._net_due(): await in_io(self._net)
                     if time.monotonic() >= next_tick:
                         await in_io(self.tick_schedules); next_tick = time.monotonic() + self.tick_every()
-                    await self._dispatch(tg)
+                    await self._dispatch()
                 except Exception as e:  # a database away (restart, network): keep going, try again shortly
                     log.warning("scheduler: %s: %s; retrying in 1 s", type(e).__name__, e)
                     self.stats['errors'] = self.stats.get('errors', 0) + 1
@@ -511,9 +524,10 @@ async def serve(self:Scheduler,
             await self._leave_idle()  # first: wake-ups for the jobs it hands back go to a worker that stays
             with anyio.move_on_after(self.grace):
                 while self.active: self._event.clear(); await self._event.wait()
-            for r in self.runners.values(): r.stop_all()  # sync tasks: stop at `check_cancelled()`, waited for
+            await self._stop_jobs()  # handed back, each of them
             tg.cancel_scope.cancel()
     finally:
+        await self._stop_jobs()  # also when cancelled from outside: nothing of ours runs on after this
         await self._hand_back()
 
 @patch

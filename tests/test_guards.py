@@ -396,3 +396,41 @@ def test_the_dashboard_shows_a_tenant_nothing_of_another(tmp_path):
     assert g.get_job(jg).status == 'pending'
     assert cli.post(f'/jobs/{jg}/cancel', data={CSRF_FIELD: tok}).status_code == 303
     assert g.get_job(jg).status == 'cancelled'
+
+# ------------------------------------------------------------------ stopping async tasks without cancel scopes
+def test_a_cancel_arriving_after_the_task_ended_does_not_cancel_its_caller(tmp_path):
+    "A request that lands while the outcome is being written must not interrupt that write (nor anything after it)."
+    import asyncio
+    from fh_saas.runner import JobContext, call_async
+    st = JobStore(f"sqlite:///{tmp_path / 'a.db'}")
+    ctx, stops = JobContext(st, dict(id='x', attempt=1, job_type='t')), []
+    async def grabs(): stops.append(current_job().on_cancel); return 'done'
+    async def go():
+        out = await call_async(grabs, {}, ctx)
+        stops[0]()                      # e.g. the lease keeper learns of a cancel just now, from its thread
+        await asyncio.sleep(0.05)       # the caller goes on: writing the outcome, then the next job
+        return out.kind
+    assert asyncio.run(go()) == 'ok'
+
+SLOW = (threading.Event(), [])  # `slow` started; `slow` ran to its end
+async def slow():
+    SLOW[0].set(); await anyio.sleep(1.0); SLOW[1].append(1)
+
+def test_a_scheduler_cancelled_from_outside_stops_its_jobs_before_it_returns(host):
+    "An async job must not run on after `serve` ended: its job is handed back then, and would run twice."
+    m = BackgroundTaskManager(host.create('acme'), run_here=False)
+    started, ended = SLOW
+    started.clear(); ended.clear()
+    i, _ = m.submit('slow', slow)
+    sched = Scheduler(host, poll=0.1, schedules=(), task_modules=[__name__])
+    async def go():
+        async with anyio.create_task_group() as tg:
+            await tg.start(sched.serve)
+            while not started.is_set(): await anyio.sleep(0.01)
+            tg.cancel_scope.cancel()    # the app's lifespan torn down, say: no `stop()`, no grace
+        assert not sched._tasks
+        await anyio.sleep(1.5)          # long enough for the task to have finished, had it run on
+    anyio.run(go)
+    assert not ended, "the job's task ran on after the scheduler had stopped"
+    j = m.get_job(i)
+    assert (j.status, j.retry_count) == ('pending', 0)   # handed back, no retry counted
