@@ -6,7 +6,7 @@ Docs: https://fh-saas.github.io/fh-saas/pg.html.md"""
 
 # %% ../nbs/07_pg.ipynb #c9f40808
 from __future__ import annotations
-import os, re, time, asyncio, weakref, threading, logging
+import os, re, time, asyncio, weakref, threading, logging, functools
 from contextlib import contextmanager
 from typing import Callable
 from urllib.parse import urlsplit, urlunsplit, parse_qsl, urlencode, unquote
@@ -338,19 +338,33 @@ _FIN_COLS = ('id', 'attempt', 'status', 'now_s', 'result', 'error_log')
 _finishers = {}
 
 def _finish_part(k:int, qschema:str) -> tuple[str, str]:
-    "Part `k` of a grouped finish, on one schema: the guarded UPDATE, and the check a retry makes after a lost reply."
+    "Part `k` of a grouped finish, on one schema: the guarded UPDATE (parameters `$6k+1`...: `_FIN_COLS`), and the check a retry makes after a lost reply (`$3k+1`...: id, attempt, now_s)."
     # each row is found by id, then checked: `IS TRUE` keeps the planner from reading every running row's index entry
-    a = {c: f"CAST(%({c}{k})s AS {'int' if c == 'attempt' else 'text'}[])" for c in _FIN_COLS}
+    cast = lambda c, n: f"CAST(${n} AS {'int' if c == 'attempt' else 'text'}[])"
+    a = {c: cast(c, 6 * k + i + 1) for i, c in enumerate(_FIN_COLS)}
+    b = {c: cast(c, 3 * k + i + 1) for i, c in enumerate(('id', 'attempt', 'now_s'))}
     write = (f"u{k} AS (UPDATE {qschema}.tenant_jobs AS j SET status = CASE WHEN j.cancel_requested = 1 THEN 'cancelled' "
              "ELSE f.status END, result = f.result, completed_at = f.now_s, lease_until = NULL, "
              "error_log = COALESCE(f.error_log, j.error_log), "
              "progress = CASE WHEN f.status = 'completed' THEN 1.0 ELSE j.progress END, updated_at = f.now_s "
              f"FROM unnest({', '.join(a.values())}) AS f({', '.join(_FIN_COLS)}) "
              f"WHERE j.id = f.id AND (j.status = 'running') IS TRUE AND j.attempt = f.attempt RETURNING {k} AS k, j.id, j.status)")
-    mine = (f"SELECT {k} AS k, j.id, j.status FROM {qschema}.tenant_jobs AS j JOIN unnest({a['id']}, {a['attempt']}, "
-            f"{a['now_s']}) AS f(id, attempt, now_s) ON j.id = f.id AND j.attempt = f.attempt AND j.updated_at = f.now_s "
+    mine = (f"SELECT {k} AS k, j.id, j.status FROM {qschema}.tenant_jobs AS j JOIN unnest({b['id']}, {b['attempt']}, "
+            f"{b['now_s']}) AS f(id, attempt, now_s) ON j.id = f.id AND j.attempt = f.attempt AND j.updated_at = f.now_s "
             "WHERE j.status <> 'running'")
     return write, mine
+
+@functools.lru_cache(maxsize=256)
+def _finish_text(qschemas:tuple) -> tuple[str, str]:
+    "The grouped finish of these schemas (in this order) and its check after a lost reply: made once, in PostgreSQL's own `$n` parameters."
+    parts = [_finish_part(k, q) for k, q in enumerate(qschemas)]
+    return (f"WITH {', '.join(w for w, _ in parts)} " + ' UNION ALL '.join(f"SELECT * FROM u{k}" for k in range(len(parts))),
+            ' UNION ALL '.join(m for _, m in parts))
+
+def _raw(conninfo:str, sql:str, params:list) -> list[dict]:
+    "Run `sql` (`$n` parameters: psycopg sends it as it is, where it would parse a long statement again at every run) on the batch connection."
+    import psycopg
+    with pool_for(conninfo, batch=True).connection(timeout=2) as c: return psycopg.RawCursor(c).execute(sql, params).fetchall()
 
 class FinishGroup:
     "Leader-follower grouping of `finish` writes on one server: one statement for every attempt waiting to be recorded."
@@ -424,16 +438,12 @@ class FinishGroup:
 
     def _one(self, parts:list) -> dict:
         "One statement for `parts` (`[(store, rows)]`, distinct schemas): `{(schema, id): status}` of the rows it changed."
-        args, writes, mines = {}, [], []
-        for k, (st, rows) in enumerate(parts):
-            for c in _FIN_COLS: args[f'{c}{k}'] = [r[c] for r in rows]
-            w, m = _finish_part(k, st.qschema); writes.append(w); mines.append(m)
-        sql = f"WITH {', '.join(writes)} " + ' UNION ALL '.join(f"SELECT * FROM u{k}" for k in range(len(parts)))
-        again = ' UNION ALL '.join(mines)
+        sql, again = _finish_text(tuple(st.qschema for st, _ in parts))
+        args = [[r[c] for r in rows] for _, rows in parts for c in _FIN_COLS]
+        mine = [[r[c] for r in rows] for _, rows in parts for c in ('id', 'attempt', 'now_s')]
         st0 = parts[0][0]
-        def go(q):
-            with pool_for(st0.conninfo, batch=True).connection(timeout=2) as c: return c.execute(q, args).fetchall()
-        got = st0._retrying(lambda: go(sql), again=lambda: go(again) or None)  # a retry after a lost reply: what landed
+        got = st0._retrying(lambda: _raw(st0.conninfo, sql, args),  # a retry after a lost reply: what landed
+                            again=lambda: _raw(st0.conninfo, again, mine) or None)
         self.stats['writes'] += 1; self.stats['rows'] += sum(len(rows) for _, rows in parts)
         return {(parts[r['k']][0].schema, r['id']): r['status'] for r in got}
 
@@ -472,6 +482,18 @@ async def _pg_finish_soon(self:PgJobStore,
 PgJobStore.finish_soon = _pg_finish_soon
 
 # %% ../nbs/07_pg.ipynb #cb7a0001
+@functools.lru_cache(maxsize=256)
+def _claim_text(stores:tuple) -> str:
+    "The batch claim of these stores (`(qschema, due)`, in this order), made once, in `$n` parameters: now, now_s, lease, worker, claim, each store's limit."
+    pos = {name: f'${i}' for i, name in enumerate(('now', 'now_s', 'lease', 'worker', 'claim'), 1)}
+    parts = []
+    for k, (qschema, due) in enumerate(stores):
+        q = f"{qschema}.tenant_jobs"
+        parts.append(f"c{k} AS (UPDATE {q} SET {_CLAIM_SET} WHERE id = ANY(ARRAY(SELECT id FROM {q} WHERE {due} "
+                     f"LIMIT ${6 + k} FOR UPDATE SKIP LOCKED)) AND {_STILL_PENDING} RETURNING {k} AS k, {_RUN_COLS})")
+    sql = f"WITH {', '.join(parts)} " + ' UNION ALL '.join(f"SELECT * FROM c{k}" for k in range(len(stores)))
+    return _PARAM.sub(lambda m: pos[m[1]], sql)
+
 def _claim_batch(items:list, # `[(store, n)]`: at most `n` due jobs of each store, all on one server, distinct schemas
                  now:float, # the current time, epoch seconds
                  lease:float, # seconds the lease lasts
@@ -480,19 +502,12 @@ def _claim_batch(items:list, # `[(store, n)]`: at most `n` due jobs of each stor
                 ) -> list[list[dict]]:
     "Claim up to `n` due jobs of each store in one statement; the rows of each, in `items`' order."
     if len(items) == 1: return [items[0][0].claim_due(now, lease, worker, items[0][1], None, claim)]
-    claim, parts = claim or gen_id(), []
-    args = dict(now=now, now_s=timestamp(now), lease=now + lease, worker=worker, claim=claim)
+    claim = claim or gen_id()
     order = sorted(range(len(items)), key=lambda i: items[i][0].schema)  # one text per set of tenants, whatever their turns
-    for k, i in enumerate(order):
-        st, n = items[i]
-        args[f'n{k}'] = n
-        q = f"{st.qschema}.tenant_jobs"
-        parts.append(f"c{k} AS (UPDATE {q} SET {_CLAIM_SET} WHERE id = ANY(ARRAY(SELECT id FROM {q} WHERE {st.due} "
-                     f"LIMIT %(n{k})s FOR UPDATE SKIP LOCKED)) AND {_STILL_PENDING} RETURNING {k} AS k, {_RUN_COLS})")
-    sql = _PARAM.sub(r'%(\1)s', f"WITH {', '.join(parts)} " + ' UNION ALL '.join(f"SELECT * FROM c{k}" for k in range(len(items))))
+    sql = _claim_text(tuple((items[i][0].qschema, items[i][0].due) for i in order))
+    args = [now, timestamp(now), now + lease, worker, claim] + [items[i][1] for i in order]
     st0 = items[0][0]
-    def go():
-        with pool_for(st0.conninfo, batch=True).connection(timeout=2) as c: return c.execute(sql, args).fetchall()
+    def go(): return _raw(st0.conninfo, sql, args)
     def again():  # a retry after a lost reply: the rows the first try took, if it committed
         got = [dict(r, k=k) for k, i in enumerate(order) for r in items[i][0].claimed(claim)]
         return got or None
