@@ -203,7 +203,7 @@ MUTANTS = [
      "if ctx.on_cancel is stop and not sent: sent.append(True); task.cancel()", "if not sent: sent.append(True); task.cancel()",
      ['tests/test_guards.py::test_a_cancel_arriving_after_the_task_ended_does_not_cancel_its_caller']),
     ("a scheduler cancelled from outside leaves its jobs running", 'scheduler.py',
-     "await self._stop_jobs()  # also when cancelled from outside: nothing of ours runs on after this", "pass", ['tests/test_guards.py::test_a_scheduler_cancelled_from_outside_stops_its_jobs_before_it_returns']),
+     "await self._stop_jobs()  # handed back, each of them; also when cancelled from outside: nothing of ours runs on after this", "pass", ['tests/test_guards.py::test_a_scheduler_cancelled_from_outside_stops_its_jobs_before_it_returns']),
     ("stopping a runner leaves its async tasks running", 'runner.py', "if c.on_cancel: c.on_cancel()", "pass", ['tests/test_guards.py::test_a_scheduler_cancelled_from_outside_stops_its_jobs_before_it_returns']),
 ]
 

@@ -491,43 +491,40 @@ async def serve(self:Scheduler,
     self._rounds = {True: ([], t0), False: ([], t0)}
     self._credit, self._credit_at, self._bursting = 0.0, t0, False
     try:
-        async with anyio.create_task_group() as tg:
-            try: await in_io(self._refresh)  # the tenants are listed, not looked at, before it reports started
-            except Exception as e: log.warning("scheduler: listing the tenants: %s: %s; tried again at the next poll", type(e).__name__, e)
-            task_status.started()  # the first look at every tenant goes on below, between dispatches
-            next_scan, next_tick = time.monotonic() + self.poll, t0
-            while not self._stopping:
-                try:
-                    if time.monotonic() >= next_scan:
-                        await in_io(self.scan); next_scan = time.monotonic() + self.poll
-                    elif self._unseen:
-                        if await in_io(self._look_unseen): next_tick = 0.0  # their schedules' next slots at once
-                    if not self._unseen and self._net_due(): await in_io(self._net)
-                    if time.monotonic() >= next_tick:
-                        await in_io(self.tick_schedules); next_tick = time.monotonic() + self.tick_every()
-                    await self._dispatch()
-                except Exception as e:  # a database away (restart, network): keep going, try again shortly
-                    log.warning("scheduler: %s: %s; retrying in 1 s", type(e).__name__, e)
-                    self.stats['errors'] = self.stats.get('errors', 0) + 1
-                    next_scan = time.monotonic() + 1.0
-                    with anyio.move_on_after(1.0): await self._event.wait()
-                    self._event.clear(); continue
-                if self._stopping: break
-                waits = [next_scan - time.monotonic(), next_tick - time.monotonic()] + ([0] if self._unseen or self._bursting else [])
-                if self.threads.free:
-                    now = self.clock()
-                    waits += [t - now for s, t in self.next.items() if t is not None
-                              and self.busy.get(s, 0) < self.tenant_slots]
-                    if self.woken: waits.append(0)
-                with anyio.move_on_after(max(0.0, min(waits))): await self._event.wait()
-                self._event.clear()
-            await self._leave_idle()  # first: wake-ups for the jobs it hands back go to a worker that stays
-            with anyio.move_on_after(self.grace):
-                while self.active: self._event.clear(); await self._event.wait()
-            await self._stop_jobs()  # handed back, each of them
-            tg.cancel_scope.cancel()
+        try: await in_io(self._refresh)  # the tenants are listed, not looked at, before it reports started
+        except Exception as e: log.warning("scheduler: listing the tenants: %s: %s; tried again at the next poll", type(e).__name__, e)
+        task_status.started()  # the first look at every tenant goes on below, between dispatches
+        next_scan, next_tick = time.monotonic() + self.poll, t0
+        while not self._stopping:
+            try:
+                if time.monotonic() >= next_scan:
+                    await in_io(self.scan); next_scan = time.monotonic() + self.poll
+                elif self._unseen:
+                    if await in_io(self._look_unseen): next_tick = 0.0  # their schedules' next slots at once
+                if not self._unseen and self._net_due(): await in_io(self._net)
+                if time.monotonic() >= next_tick:
+                    await in_io(self.tick_schedules); next_tick = time.monotonic() + self.tick_every()
+                await self._dispatch()
+            except Exception as e:  # a database away (restart, network): keep going, try again shortly
+                log.warning("scheduler: %s: %s; retrying in 1 s", type(e).__name__, e)
+                self.stats['errors'] = self.stats.get('errors', 0) + 1
+                next_scan = time.monotonic() + 1.0
+                with anyio.move_on_after(1.0): await self._event.wait()
+                self._event.clear(); continue
+            if self._stopping: break
+            waits = [next_scan - time.monotonic(), next_tick - time.monotonic()] + ([0] if self._unseen or self._bursting else [])
+            if self.threads.free:
+                now = self.clock()
+                waits += [t - now for s, t in self.next.items() if t is not None
+                          and self.busy.get(s, 0) < self.tenant_slots]
+                if self.woken: waits.append(0)
+            with anyio.move_on_after(max(0.0, min(waits))): await self._event.wait()
+            self._event.clear()
+        await self._leave_idle()  # first: wake-ups for the jobs it hands back go to a worker that stays
+        with anyio.move_on_after(self.grace):
+            while self.active: self._event.clear(); await self._event.wait()
     finally:
-        await self._stop_jobs()  # also when cancelled from outside: nothing of ours runs on after this
+        await self._stop_jobs()  # handed back, each of them; also when cancelled from outside: nothing of ours runs on after this
         await self._hand_back()
 
 @patch

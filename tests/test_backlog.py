@@ -46,6 +46,13 @@ def plan_nodes(node, inside_init=False):
         yield from plan_nodes(child, inside_init or child.get('Parent Relationship') == 'InitPlan')
 
 
+def rows_read(plan) -> tuple[int, list]:
+    "How many rows the table scans of an `EXPLAIN (ANALYZE)` plan read (kept or filtered out), and those scans."
+    scans = [n for n, _ in plan_nodes(plan) if 'Scan' in n['Node Type'] and 'Relation Name' in n]
+    return sum(n.get('Actual Rows', 0) + n.get('Rows Removed by Filter', 0) + n.get('Rows Removed by Index Recheck', 0)
+               for n in scans), scans
+
+
 def test_pg_claim_reads_only_the_rows_it_takes_whatever_the_statistics(pg_server):
     from fh_saas.pg import PgHost, PgJobStore
     db = f"backlog_{gen_id()[:8]}"
@@ -62,9 +69,7 @@ def test_pg_claim_reads_only_the_rows_it_takes_whatever_the_statistics(pg_server
     (sql, args, pool), = seen
     with (pool or st.pool).connection() as c, c.transaction(force_rollback=True):   # the connection the claim gets
         plan = c.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + st._sql(sql), args).fetchone()['QUERY PLAN'][0]['Plan']
-    scans = [n for n, _ in plan_nodes(plan) if 'Scan' in n['Node Type'] and 'Relation Name' in n]
-    read = sum(n.get('Actual Rows', 0) + n.get('Rows Removed by Filter', 0) + n.get('Rows Removed by Index Recheck', 0)
-               for n in scans)
+    read, scans = rows_read(plan)
     assert plan['Actual Rows'] == 32
     assert read <= 3 * 32, f"the claim read {read} rows to take 32 of 5,000: {json.dumps(scans)[:1500]}"
 
@@ -111,9 +116,7 @@ def test_pg_claims_and_finishes_are_planned_once_by_index_even_when_planned_on_a
                 plans.append(psycopg.ClientCursor(c).execute(q, [args[n] for n in names]).fetchone()['QUERY PLAN'][0]['Plan'])
     assert plans
     for plan in plans:
-        scans = [n for n, _ in plan_nodes(plan) if 'Scan' in n['Node Type'] and 'Relation Name' in n]
-        read = sum(n.get('Actual Rows', 0) + n.get('Rows Removed by Filter', 0) + n.get('Rows Removed by Index Recheck', 0)
-                   for n in scans)
+        read, scans = rows_read(plan)
         assert plan['Actual Rows'] == 32
         assert read <= 3 * 32, f"the claim planned on an empty table read {read} rows to take 32: {json.dumps(scans)[:1500]}"
 
