@@ -9,7 +9,8 @@
 Every system (`bench/systems/<name>.py`) runs in a fresh Python process per repetition, the repetitions interleaved
 across systems; each measurement gets a fresh SQLite directory or a fresh database on one throwaway PostgreSQL
 server (tests/pgserver.py). Every figure is the median of the repetitions; each repetition's figures are in
-bench/results/peers.json. No assertion on speed: it reports, it does not judge.
+bench/results/peers.json. How steady the machine was is measured alone before and after the run (bench/noise.py).
+No assertion on speed: it reports, it does not judge.
 
     .venv/bin/python bench/harness.py [--reps 3] [--only fh_pg,pgqueuer] [--quick]
 Needs the peers: `.venv/bin/pip install -e '.[bench]'`. Where an in-process path spends its time:
@@ -23,8 +24,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+from noise import noise, SLOW  # bench/noise.py, beside this script
 SYSTEMS = ['fh_sqlite_sync', 'fh_sqlite_async', 'huey_sqlite', 'huey_sqlite_full', 'sqlite3_bare', 'sqlite3_table',
-           'sqlite3_table_thread', 'fh_pg', 'fh_pg_1w', 'fh_pg_floor',
+           'sqlite3_table_thread', 'fh_pg', 'fh_pg_1w', 'fh_pg_floor', 'fh_pg_min',
            'pgqueuer', 'procrastinate', 'psycopg_raw', 'route']
 PEERS = ['fh-saas', 'huey', 'pgqueuer', 'procrastinate', 'psycopg', 'psycopg-pool', 'python-fasthtml', 'starlette',
          'uvicorn', 'httpx']
@@ -63,14 +65,15 @@ async def drain(s, n, process):
 async def latency(s, n):
     await s.start()
     await s.done([await s.submit() for _ in range(WARMUP)])
-    subs = []
+    subs, calls = [], []
     for _ in range(n):
         t = time.time()
         subs.append((await s.submit(), t))
+        calls.append(1e3 * (time.time() - t))  # the submitting call alone (an in-app path runs the job in it too)
         await asyncio.sleep(GAP)
     done = await s.done([k for k, _ in subs])
     ms = [1e3 * (done[k][1] - t) for k, t in subs]
-    return dict(p50=pct(ms, 50), p99=pct(ms, 99))
+    return dict(p50=pct(ms, 50), p99=pct(ms, 99), submit_p50=pct(calls, 50), submit_p99=pct(calls, 99))
 
 
 def fresh(mod, pg_url, tag):
@@ -137,9 +140,9 @@ def ratio_rows(m):
     return [(w, t, vs, None if None in vs else all(ok(t, v) for v in vs)) for w, t, vs in rows]
 
 
-def floors(m):
+def floors(m, runs=None):
     "The targets beside the floors under them: what no code keeping fh-saas's rows (and statements) can beat, in this run."
-    g = lambda s, k: (m.get(s) or {}).get(k)
+    g, runs = (lambda s, k: (m.get(s) or {}).get(k)), runs or {}
     f = lambda v, scale=1: '-' if v is None else f"{v * scale:,.0f}"
     L = []
     if g('sqlite3_table', 'e2e') or g('sqlite3_table_thread', 'e2e'):
@@ -163,6 +166,19 @@ def floors(m):
               "| fh-saas, 2 workers | its floor | 1.5 x PgQueuer | fh-saas / PgQueuer | floor / PgQueuer | fh-saas / floor |",
               "|---:|---:|---:|---:|---:|---:|",
               f"| {f(fh)} | {f(fl)} | {f(pq, 1.5)} | {r(fh, pq)} | {r(fl, pq)} | {r(fh, fl)} |"]
+    if g('fh_pg_min', 'p99'):
+        ms = lambda s, k: '-' if g(s, k) is None else f"{g(s, k):.2f}"
+        L += ["", "## The floor under the p99 target", "",
+              "The floor is fh-saas's own submit, claim and finish statements, one job at a time, sent by one bare "
+              "consumer in one thread with no scheduler and no runner (`fh_pg_min`): the latency any runner sending "
+              "fh-saas's statements would have in this run. Raw psycopg (`psycopg_raw`) sends three small statements "
+              "on a table with one index. Latency in ms, 200 jobs 5 ms apart, median of the repetitions, and "
+              "each repetition's p99; *submit*: the submitting call's own time, part of every job's latency.", "",
+              "| system | p50 | p99 | p99 of each repetition | submit p50 | submit p99 |", "|---|---:|---:|---|---:|---:|"]
+        for s in ('fh_pg', 'fh_pg_1w', 'fh_pg_min', 'psycopg_raw'):
+            if g(s, 'p99') is not None:
+                reps = ', '.join(f"{r['p99']:.1f}" for r in runs.get(s, []) if 'p99' in r)
+                L.append(f"| `{s}` | {ms(s, 'p50')} | {ms(s, 'p99')} | {reps} | {ms(s, 'submit_p50')} | {ms(s, 'submit_p99')} |")
     return L
 
 
@@ -177,7 +193,11 @@ def report(res, out):
          f"Machine: {e['platform']}, {e['cores']} cores, Python {e['python']}, SQLite {e['sqlite']}, {e['postgres']} "
          f"(fsync on). Versions: {', '.join(f'{k} {v}' for k, v in e['versions'].items())}; fh-saas from "
          f"`{e['fh_saas_source']}`. Load average (1/5/15 min) "
-         f"at start {'/'.join(f'{x:.2f}' for x in e['load_start'])}, at end {'/'.join(f'{x:.2f}' for x in e['load_end'])}.",
+         f"at start {'/'.join(f'{x:.2f}' for x in e['load_start'])}, at end {'/'.join(f'{x:.2f}' for x in e['load_end'])}."
+         + (f" How steady the machine was (`bench/noise.py`, 10 s of Python arithmetic alone, before / after the run): "
+            f"{100 * e['noise_start']['slow_share']:.1f} / {100 * e['noise_end']['slow_share']:.1f} % of the time in pieces "
+            f"running {SLOW} times slower than the median piece or more, {e['noise_start']['slow_windows_per_s']:.1f} / "
+            f"{e['noise_end']['slow_windows_per_s']:.1f} such slowed 10 ms windows a second." if 'noise_start' in e else ''),
          "", f"A no-op job. **End to end**: {res['params']['jobs']:,} jobs enqueued one after another while the consumer "
          f"runs, jobs/s = jobs / (first enqueue -> last completed). **Drain**: {res['params']['jobs']:,} jobs enqueued "
          "with no consumer running, then it starts: jobs/s = jobs / (consumer start -> last completed); for a consumer "
@@ -210,7 +230,7 @@ def report(res, out):
     for w, t, vs, ok in res['ratios']:
         verdict = '-' if ok is None else 'met' if ok else '**not met**'
         L.append(f"| {w} | {t} | {' / '.join(f(v, '.2f') for v in vs)} | {verdict} |")
-    L += floors(m)
+    L += floors(m, raw)
     if out:
         out.mkdir(parents=True, exist_ok=True)
         (out / 'peers.md').write_text('\n'.join(L) + '\n')
@@ -239,6 +259,7 @@ def main():
     pp = os.environ.get('PYTHONPATH')  # e.g. another checkout's fh_saas
     cmd = (f"PYTHONPATH={pp} " if pp else '') + shlex.join(['.venv/bin/python', 'bench/harness.py'] + sys.argv[1:])
     t0, load0 = time.monotonic(), os.getloadavg()
+    noise0 = noise(10.0)
     work = Path(tempfile.mkdtemp(prefix='bench-peers-'))
     os.environ['BENCH_WORK'] = str(work)
     sys.path.insert(0, str(ROOT / 'tests'))
@@ -258,6 +279,8 @@ def main():
     finally:
         if pg: pg.close()
         shutil.rmtree(work, ignore_errors=True)
+    load1 = os.getloadavg()
+    noise1 = noise(10.0)
     keys = lambda rs: dict.fromkeys(k for r in rs for k in r if k not in ('error', 'stderr'))
     median = {s: {k: statistics.median([r[k] for r in rs if k in r]) for k in keys(rs)} for s, rs in runs.items()}
     import fh_saas
@@ -267,7 +290,7 @@ def main():
                sqlite=sqlite3.sqlite_version, postgres=pgv, versions={p: version(p) for p in PEERS},
                fh_saas_source=f"{src} at commit {git('rev-parse', '--short', 'HEAD') or '?'}"
                               + (', with uncommitted changes' if git('status', '--porcelain', '.') else ''),
-               load_start=load0, load_end=os.getloadavg())
+               load_start=load0, load_end=load1, noise_start=noise0, noise_end=noise1)
     res = dict(command=cmd, date=datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
                elapsed_s=time.monotonic() - t0, env=env, params=dict(jobs=a.jobs, lat_jobs=a.lat_jobs, reps=reps),
                systems=names, labels={s: m.LABEL for s, m in mods.items()}, median=median, runs=runs,
