@@ -57,6 +57,11 @@ MUTANTS = [
      ['tests/test_backlog.py::test_pg_claim_reads_only_the_rows_it_takes_whatever_the_statistics']),
     ('a job retried by hand wakes nobody (PostgreSQL)', 'store.py', "    if ok: self._due_now()", "    pass",
      ['tests/test_pg_workers.py::test_a_job_retried_by_hand_is_taken_by_an_idle_worker_at_once']),
+    ('a new tenant is created without the schema lock (PostgreSQL)', 'pg.py',
+     """                with c.transaction():  # one creator at a time: `IF NOT EXISTS` alone races in the catalogs
+                    c.execute(_DDL_LOCK, [self.schema])
+""", """                if True:
+""", ['tests/test_backends.py::test_a_new_tenant_created_by_many_at_once_is_created_without_an_error']),
     ('no NOTIFY on insert (PostgreSQL)', 'pg.py',
      'rows = self._exec(_wake(self.conninfo, f"INSERT', 'rows = self._exec((f"INSERT',
      [G + 'test_an_insert_notifies_and_wakes_an_idle_scheduler']),

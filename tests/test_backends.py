@@ -121,3 +121,22 @@ def test_a_big_backlog_does_not_starve_a_small_tenant(host):
                 while len(ORDER) < 301: await anyio.sleep(0.02)
     anyio.run(go)
     assert ORDER.index('small') < 4, ORDER.index('small')   # served in the first round, not after the 300
+
+def test_a_new_tenant_created_by_many_at_once_is_created_without_an_error(host):
+    "Callers opening the same new tenant at the same moment (threads here, each on its own connection) all succeed: PostgreSQL's `CREATE ... IF NOT EXISTS` alone races in its catalogs."
+    errors, tenants = [], [f"race{k}" for k in range(12)]
+    for t in tenants:
+        start = threading.Barrier(4)
+        def create():
+            start.wait()
+            try: host.create(t)
+            except Exception as e: errors.append(f"{type(e).__name__}: {str(e).splitlines()[0]}")
+        threads = [threading.Thread(target=create) for _ in range(4)]
+        for th in threads: th.start()
+        for th in threads: th.join()
+    assert errors == []
+    for t in tenants:  # each tenant's table is whole: a job goes in and runs
+        m = BackgroundTaskManager(host.url(t))
+        i, bg = m.submit('add', add, a=1, b=1)
+        anyio.run(bg)
+        assert (m.get_job(i).status, m.get_job(i).result) == ('completed', 2)
