@@ -187,7 +187,7 @@ MUTANTS = [
     ("an older PostgreSQL table keeps its old claim indexes", 'pg.py',
      'for ix in old: c.execute(f"DROP INDEX IF EXISTS {self.qschema}.{ix}")', 'pass',
      ['tests/test_indexes.py::test_an_older_table_is_moved_to_the_new_indexes_and_its_keys_still_hold[postgresql]']),
-    ("an older PostgreSQL table keeps its key constraint", 'pg.py', "if 'tenant_jobs_idem_key_key' in have:", "if False:",
+    ("an older PostgreSQL table keeps its key constraint", 'pg.py', "unique = 'tenant_jobs_idem_key_key' in have", "unique = False",
      ['tests/test_indexes.py::test_an_older_table_is_moved_to_the_new_indexes_and_its_keys_still_hold[postgresql]']),
     ("hot statements planned at every run (PostgreSQL)", 'pg.py', "'-c plan_cache_mode=force_generic_plan'", "''",
      ['tests/test_backlog.py::test_pg_claims_and_finishes_are_planned_once_by_index_even_when_planned_on_an_empty_table']),
