@@ -120,8 +120,13 @@ class SqliteHost(TenantHost):
         "Create `tenant_id`'s database file in WAL mode if missing; return its URL."
         p = self.path(tenant_id)
         if not p.exists():
-            with sqlite3.connect(p) as c: c.execute('PRAGMA journal_mode=WAL')
-            c.close()
+            for tries in range(100):  # created by several at once: the switch to WAL answers "locked" without waiting
+                c = sqlite3.connect(p, timeout=5.0)
+                try: c.execute('PRAGMA journal_mode=WAL'); break
+                except sqlite3.OperationalError as e:
+                    if 'locked' not in str(e) or tries == 99: raise
+                    time.sleep(0.02)
+                finally: c.close()
         return self.url(tenant_id)
 
     def files(self) -> frozenset[str]:
