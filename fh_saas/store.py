@@ -6,7 +6,7 @@ Docs: https://fh-saas.github.io/fh-saas/store.html.md"""
 
 # %% ../nbs/02_store.ipynb #6a0b2c04
 from __future__ import annotations
-import os, re, json, sqlite3, threading, time
+import os, re, json, sqlite3, threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -63,14 +63,6 @@ class JobStore:
         self.runner = None   # an in-process scheduler serving this store, if any
         if not create and not self.path.exists():
             raise LookupError(f"no tenant database {self.path}: create it first (host.create(tenant), or create=True)")
-        for tries in range(100):  # a new file opened by several at once: SQLite may answer "locked" at once (to WAL, say)
-            try: self._open_table(create); break
-            except sqlite3.OperationalError as e:
-                if not is_busy(e) or tries == 99: raise
-                time.sleep(0.02)
-
-    def _open_table(self, create:bool):
-        "Open the file, and create or migrate its table if anything is missing; the connection is kept for the first operation."
         c = self._connect(5.0, create=create)
         try:  # one read says whether the table, its columns and its indexes are all there: then no DDL runs
             have = {r[0] for r in c.execute("SELECT name FROM pragma_table_info('tenant_jobs') UNION ALL "
