@@ -6,7 +6,7 @@ Docs: https://fh-saas.github.io/fh-saas/jobs.html.md"""
 
 # %% ../nbs/01_jobs.ipynb #5f0a1c04
 from __future__ import annotations
-import os, socket, random, logging, importlib, functools
+import os, sys, socket, random, logging, importlib, functools
 from typing import Callable
 from .db_host import gen_id
 
@@ -128,7 +128,8 @@ def resolve(job_type:str, # the job's type
                                  "task_modules / --imports / FH_SAAS_TASK_MODULES")
         _declared_ok.add(key)
     mod, _, qn = path.partition(':')
-    obj = importlib.import_module(mod)  # not sys.modules: another thread may be half-way through importing it
+    obj = sys.modules.get(mod)  # imported already, and whole (another thread may be half-way through importing it)
+    if obj is None or getattr(getattr(obj, '__spec__', None), '_initializing', False): obj = importlib.import_module(mod)
     for part in qn.split('.'): obj = getattr(obj, part)  # looked up each time: a module may redefine it
     return obj
 

@@ -353,6 +353,7 @@ MAX_ERRORS = 10  #: error log entries kept: the first 2 and the last ones, with 
 
 def _jsonable(result) -> tuple[str, str|None]:
     "JSON text of `result`, and a note if it had to be stored as its `repr` instead, or cut."
+    if result is None: return 'null', None  # most tasks return nothing
     try: text = json.dumps(result, allow_nan=False)
     except (TypeError, ValueError, RecursionError) as e:
         try: r = cap(repr(result), 2000)
@@ -429,7 +430,7 @@ class Runner:
     def _prepare(self, row:dict) -> tuple:
         "The task function and its arguments for `row`, or the error `Outcome` if they cannot be had."
         try:
-            kwargs = json.loads(row['payload'])
+            kwargs = {} if row['payload'] == '{}' else json.loads(row['payload'])  # most jobs: no arguments
             if not isinstance(kwargs, dict): raise TypeError(f"the stored arguments are not an object: {row['payload'][:200]!r}")
             return resolve(row['job_type'], row['func_path'], self.tasks, self.task_modules), kwargs, None
         except Exception as e: return None, None, Outcome('error', exc=e, tb=_tb())

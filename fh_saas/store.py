@@ -479,6 +479,7 @@ class LeaseExpired(Exception):
 
 def _errors(text:str|None) -> list:
     "A stored error log as a list; a log that cannot be read is kept as its text in one entry."
+    if not text or text == '[]': return []  # most jobs: no error yet, nothing to parse
     try:
         v = json.loads(text or '[]')
         if isinstance(v, list): return v
