@@ -110,7 +110,7 @@ def declared(path:str, # `module:qualname` of a function
     env = [m.strip() for m in os.environ.get('FH_SAAS_TASK_MODULES', '').split(',') if m.strip()]
     return mod in task_modules or mod in env
 
-_declared_ok = set()  # (path, task modules, $FH_SAAS_TASK_MODULES) found declared: it stays so
+_declared_ok = set()  # (path, task modules[, $FH_SAAS_TASK_MODULES]) found declared: it stays so
 
 def resolve(job_type:str, # the job's type
             path:str|None, # `module:qualname` of the function, as stored with the job
@@ -121,12 +121,15 @@ def resolve(job_type:str, # the job's type
     tasks = registry if tasks is None else tasks
     if job_type in tasks: return tasks[job_type]
     if not path: raise UndeclaredTask(f"no task registered as {job_type!r} and no import path stored")
-    key = (path, tuple(task_modules), os.environ.get('FH_SAAS_TASK_MODULES', ''))
-    if key not in _declared_ok:   # checked once under the same declarations: a declared path stays declared
-        if not declared(path, task_modules):
-            raise UndeclaredTask(f"{path!r} is not a declared task: register it with @task, or list its module in "
-                                 "task_modules / --imports / FH_SAAS_TASK_MODULES")
-        _declared_ok.add(key)
+    mods = tuple(task_modules)
+    if (path, mods) not in _declared_ok:  # declared by this process or by `task_modules`: it stays so, whatever the env
+        key = (path, mods, os.environ.get('FH_SAAS_TASK_MODULES', ''))
+        if key not in _declared_ok:   # checked once under the same declarations: a declared path stays declared
+            if not declared(path, task_modules):
+                raise UndeclaredTask(f"{path!r} is not a declared task: register it with @task, or list its module in "
+                                     "task_modules / --imports / FH_SAAS_TASK_MODULES")
+            _declared_ok.add(key)
+            if path in _submitted or path.partition(':')[0] in mods: _declared_ok.add((path, mods))
     mod, _, qn = path.partition(':')
     obj = sys.modules.get(mod)  # imported already, and whole (another thread may be half-way through importing it)
     if obj is None or getattr(getattr(obj, '__spec__', None), '_initializing', False): obj = importlib.import_module(mod)

@@ -185,6 +185,7 @@ class LeaseKeeper:
                 ):
         self.ctxs, self.cv, self.thread, self.cancel_every, self._poked = {}, threading.Condition(), None, cancel_every, set()
         self._wake = float('inf')  # when the thread will wake next by itself
+        self._pid = None  # the process that started the thread (a forked child starts its own)
 
     def add(self,
             ctx:JobContext, # the claimed attempt
@@ -193,9 +194,9 @@ class LeaseKeeper:
         with self.cv:
             ctx._due = time.monotonic() + ctx.lease / 3
             self.ctxs[id(ctx)] = ctx
-            if self.thread is None or not self.thread.is_alive():
+            if self.thread is None or self._pid != os.getpid():
                 self.thread = threading.Thread(target=self._loop, name='fh-saas-leases', daemon=True)
-                self.thread.start()
+                self.thread.start(); self._pid = os.getpid()
             if ctx._due < self._wake: self.cv.notify()  # only if it sleeps past this renewal: short jobs never wake it
 
     def remove(self,
@@ -282,7 +283,16 @@ def describe(exc:BaseException, # what an attempt raised
 def is_async_task(fn:Callable, # a task function
                  ) -> bool:
     "Whether calling `fn` gives a coroutine to await."
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, '__call__', None))
+    try: return _async_of[fn]
+    except (KeyError, TypeError): pass  # not seen yet, or not hashable
+    r = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, '__call__', None))
+    try:
+        if len(_async_of) >= 1024: _async_of.clear()  # bounded: tasks are few, but a caller may make new callables
+        _async_of[fn] = r
+    except TypeError: pass
+    return r
+
+_async_of = {}  # task function -> whether it is async: asked once per job, answered once per function
 
 def call_sync(fn:Callable, # the function
               kwargs:dict, # keyword arguments for `fn`
@@ -437,7 +447,7 @@ class Runner:
 
     def _start(self, row:dict) -> JobContext:
         ctx = JobContext(self.store, row, self.clock, self.lease)
-        ctx.worker = self.me
+        if self.worker: ctx.worker = self.worker  # else the process's own, as the context has it
         self.ctxs.add(ctx); leases.add(ctx)  # renewed from here until the outcome is written
         return ctx
 
