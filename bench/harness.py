@@ -206,7 +206,10 @@ def report(res, out):
          "-> completed as the system itself records it. Median of "
          f"{res['params']['reps']} repetitions, each system in a fresh process per repetition, interleaved; the range "
          "of the repetitions in brackets. *Enqueue jobs/s*: the submitting loop's own rate in the end-to-end run (one "
-         "client, one job at a time; the in-app paths run each job in it too). What each system runs: below, and "
+         "client, one job at a time; the in-app paths run each job in it too). fh-saas and `bench/systems` are "
+         "byte-compiled before the run, as `pip install` compiles an installed package (the peers come installed "
+         "from PyPI): without it every worker process compiles fh-saas again at start-up wherever "
+         "`PYTHONDONTWRITEBYTECODE` is set, as it is here. What each system runs: below, and "
          "`bench/systems/<name>.py`.", "",
          "| system | file | end to end jobs/s | drain jobs/s | p50 ms | p99 ms | enqueue jobs/s (end to end run) |",
          "|---|---|---:|---:|---:|---:|---:|"]
@@ -238,6 +241,12 @@ def report(res, out):
     return '\n'.join(L)
 
 
+def compiled():
+    "Byte-compile fh-saas and the systems' files, as `pip install` does for an installed package (peers have theirs)."
+    import compileall, fh_saas
+    for d in (Path(fh_saas.__file__).parent, HERE / 'systems'): compileall.compile_dir(str(d), quiet=1)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--reps', type=int, default=3, help='repetitions; every figure is their median')
@@ -258,6 +267,7 @@ def main():
     mods = {s: system(s) for s in names}
     pp = os.environ.get('PYTHONPATH')  # e.g. another checkout's fh_saas
     cmd = (f"PYTHONPATH={pp} " if pp else '') + shlex.join(['.venv/bin/python', 'bench/harness.py'] + sys.argv[1:])
+    compiled()
     t0, load0 = time.monotonic(), os.getloadavg()
     noise0 = noise(10.0)
     work = Path(tempfile.mkdtemp(prefix='bench-peers-'))
