@@ -59,7 +59,24 @@ async def drain(s, n, process):
     await s.start()
     done = await s.done(keys)
     last, first = max(c for _, c in done.values()), min(st for st, _ in done.values())
-    return dict(drain=n / (last - (first if process else t0)), drain_wall=n / (last - t0), startup_s=first - t0)
+    out = dict(drain=n / (last - (first if process else t0)), drain_wall=n / (last - t0), startup_s=first - t0)
+    if hasattr(s, 'firsts') and len(f := s.firsts()) > 1: out['skew_ms'] = 1e3 * (f[-1] - f[0])  # the last worker's late start
+    return out
+
+
+async def warm_drain(s, n):
+    "A drain with the consumers already up: started and warmed, stopped (SIGSTOP) while the backlog is written, resumed."
+    import signal
+    await s.start()
+    await s.done([await s.submit() for _ in range(WARMUP)])
+    procs = getattr(s, 'procs', None) or [s.proc]
+    for p in procs: os.kill(p.pid, signal.SIGSTOP)
+    try: keys = [await s.submit() for _ in range(n)]
+    finally:
+        t0 = time.time()
+        for p in procs: os.kill(p.pid, signal.SIGCONT)
+    done = await s.done(keys)
+    return dict(drain_warm=n / (max(c for _, c in done.values()) - t0))
 
 
 async def latency(s, n):
@@ -95,8 +112,9 @@ def child(name, pg_url, n, lat_n, quick):
         out = asyncio.run(mod.measure(fresh(mod, pg_url, 'route'), quick))
         out = {f"{k[:-3]}_{q}": pct(v, q) for k, v in out.items() for q in (50, 99)}
     else:
-        for phase, run in (('e2e', lambda s: end_to_end(s, n)), ('drain', lambda s: drain(s, n, mod.PROCESS)),
-                           ('lat', lambda s: latency(s, lat_n))):
+        phases = [('e2e', lambda s: end_to_end(s, n)), ('drain', lambda s: drain(s, n, mod.PROCESS))]
+        if mod.PROCESS: phases.append(('warm', lambda s: warm_drain(s, n)))
+        for phase, run in phases + [('lat', lambda s: latency(s, lat_n))]:
             async def go():
                 s = mod.System()
                 await s.setup(fresh(mod, pg_url, phase))
@@ -126,7 +144,9 @@ def ratio_rows(m):
     "The ratios issue 14 asks for: (what, target, value(s), met)."
     g = lambda s, k: (m.get(s) or {}).get(k)
     div = lambda a, b: a / b if a is not None and b else None
-    rows = [('fh-saas PG, 2 workers / PgQueuer: drain', '>= 1.5', [div(g('fh_pg', 'drain'), g('pgqueuer', 'drain'))])]
+    rows = [('fh-saas PG, 2 workers / PgQueuer: drain', '>= 1.5', [div(g('fh_pg', 'drain'), g('pgqueuer', 'drain'))]),
+            ('fh-saas PG, 2 workers / PgQueuer: drain, consumers warm', '>= 1.5',
+             [div(g('fh_pg', 'drain_warm'), g('pgqueuer', 'drain_warm'))])]
     for peer, what, target in (('huey_sqlite', 'Huey (WAL + NORMAL, as fh-saas)', '>= 2'),
                                ('huey_sqlite_full', 'Huey as shipped (WAL + FULL)', '>= 2'),
                                ('sqlite3_bare', 'bare sqlite3 loop', '>= 0.40')):
@@ -157,15 +177,20 @@ def floors(m, runs=None):
                 L.append(f"| {path} | {what} | {f(g(fl, k))} | {f(g('sqlite3_bare', k), 0.4)} | "
                          f"{f(g('huey_sqlite_full', k), 2)} | {f(g('huey_sqlite', k), 2)} |")
     if g('fh_pg_floor', 'drain'):
-        fl, pq, fh = g('fh_pg_floor', 'drain'), g('pgqueuer', 'drain'), g('fh_pg', 'drain')
         r = lambda a, b: '-' if a is None or not b else f"{a / b:.2f}"
+        skews = ', '.join(f"{x['skew_ms']:.0f}" for x in runs.get('fh_pg', []) if 'skew_ms' in x)
         L += ["", "## The floor under the PostgreSQL drain target", "",
               "The floor is fh-saas's own claim and grouped-finish statements, on fh-saas's tables, sent by two bare "
               "loops with no scheduler and no runner (`fh_pg_floor`): the drain two workers would reach if fh-saas's "
-              "scheduler and runner cost nothing. Drain jobs/s.", "",
-              "| fh-saas, 2 workers | its floor | 1.5 x PgQueuer | fh-saas / PgQueuer | floor / PgQueuer | fh-saas / floor |",
-              "|---:|---:|---:|---:|---:|---:|",
-              f"| {f(fh)} | {f(fl)} | {f(pq, 1.5)} | {r(fh, pq)} | {r(fl, pq)} | {r(fh, fl)} |"]
+              "scheduler and runner cost nothing. Drain jobs/s, cold (the consumers start with the backlog written) and "
+              "with the consumers warm. In the cold drain the two workers of `fh_pg` started their first jobs "
+              f"{skews or '-'} ms apart (by repetition): the second worker's start-up runs inside it, on the same two "
+              "cores.", "",
+              "| drain | fh-saas, 2 workers | its floor | 1.5 x PgQueuer | fh-saas / PgQueuer | floor / PgQueuer | fh-saas / floor |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
+        for k, what in (('drain', 'cold'), ('drain_warm', 'consumers warm')):
+            fl, pq, fh = g('fh_pg_floor', k), g('pgqueuer', k), g('fh_pg', k)
+            L.append(f"| {what} | {f(fh)} | {f(fl)} | {f(pq, 1.5)} | {r(fh, pq)} | {r(fl, pq)} | {r(fh, fl)} |")
     if g('fh_pg_min', 'p99'):
         ms = lambda s, k: '-' if g(s, k) is None else f"{g(s, k):.2f}"
         L += ["", "## The floor under the p99 target", "",
@@ -201,7 +226,11 @@ def report(res, out):
          "", f"A no-op job. **End to end**: {res['params']['jobs']:,} jobs enqueued one after another while the consumer "
          f"runs, jobs/s = jobs / (first enqueue -> last completed). **Drain**: {res['params']['jobs']:,} jobs enqueued "
          "with no consumer running, then it starts: jobs/s = jobs / (consumer start -> last completed); for a consumer "
-         "in a worker process (PostgreSQL rows) from the first job started, so that Python's start-up is excluded. "
+         "in a worker process (PostgreSQL rows) from the first job started, so that Python's start-up is excluded: "
+         "the start-up of the first consumer process to start a job is, that of a second one (`fh_pg` has two) is "
+         "not. **Drain, consumers warm** (consumers in worker processes only): the consumers are started and have "
+         f"run {WARMUP} jobs, then are stopped (SIGSTOP) while the same backlog is written and resumed (SIGCONT): "
+         "jobs/s = jobs / (resume -> last completed); no process starts inside it. "
          f"**Latency**: {WARMUP} warm-up jobs, then {res['params']['lat_jobs']} jobs {GAP * 1e3:.0f} ms apart, submit "
          "-> completed as the system itself records it. Median of "
          f"{res['params']['reps']} repetitions, each system in a fresh process per repetition, interleaved; the range "
@@ -211,16 +240,16 @@ def report(res, out):
          "from PyPI): without it every worker process compiles fh-saas again at start-up wherever "
          "`PYTHONDONTWRITEBYTECODE` is set, as it is here. What each system runs: below, and "
          "`bench/systems/<name>.py`.", "",
-         "| system | file | end to end jobs/s | drain jobs/s | p50 ms | p99 ms | enqueue jobs/s (end to end run) |",
-         "|---|---|---:|---:|---:|---:|---:|"]
+         "| system | file | end to end jobs/s | drain jobs/s | drain jobs/s, consumers warm | p50 ms | p99 ms | enqueue jobs/s (end to end run) |",
+         "|---|---|---:|---:|---:|---:|---:|---:|"]
     for s in res['systems']:
         if s == 'route': continue
         x = m.get(s) or {}
         if not x:
-            L.append(f"| {res['labels'][s]} | `{s}` | not run: {raw[s][-1].get('error', '?')} | | | | |")
+            L.append(f"| {res['labels'][s]} | `{s}` | not run: {raw[s][-1].get('error', '?')} | | | | | |")
             continue
         L.append(f"| {res['labels'][s]} | `{s}` | {f(x.get('e2e'))}{rng(s, 'e2e')} | {f(x.get('drain'))}{rng(s, 'drain')} | "
-                 f"{f(x.get('p50'), '.2f')} | {f(x.get('p99'), '.2f')} | {f(x.get('enqueue'))} |")
+                 f"{f(x.get('drain_warm'))}{rng(s, 'drain_warm')} | {f(x.get('p50'), '.2f')} | {f(x.get('p99'), '.2f')} | {f(x.get('enqueue'))} |")
     if 'route' in res['systems']:
         x = m.get('route') or {}
         L += ["", "Submitting route (`route`): request -> whole response read, keep-alive client, the two routes in "

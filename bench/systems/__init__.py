@@ -12,6 +12,9 @@
                done(keys)    wait until every job of `keys` has completed; `{key: (started or None, completed)}`
                              in epoch seconds, from the system's own records
                stop()        stop the consumer
+             and, when PROCESS, an attribute `procs` (or `proc`): its consumer processes, which the harness stops
+             (SIGSTOP) and resumes for the drain with the consumers warm; optionally `firsts()`: the time each
+             consumer process started its first job of the last `done`, for the start-up skew of the cold drain
 or, instead, `async def measure(where, quick) -> dict` for a measurement of its own (`route.py`).
 """
 import asyncio, os, subprocess, sys, time

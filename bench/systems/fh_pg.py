@@ -55,6 +55,12 @@ class System:
                 if r[1] == 'completed'}
         return {k: rows[k] for k in keys}
 
+    def firsts(self):
+        "When each worker started its first job (epoch seconds)."
+        rows = self.mon.execute(f"SELECT min(started_at) FROM ({self.union.replace('SELECT id,', 'SELECT worker, id,')}) j "
+                                "WHERE started_at IS NOT NULL GROUP BY worker").fetchall()
+        return sorted(datetime.fromisoformat(r[0]).timestamp() for r in rows)
+
     async def stop(self):
         stop(*self.procs)
         self.mon.close()
