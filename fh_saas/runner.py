@@ -6,7 +6,7 @@ Docs: https://fh-saas.github.io/fh-saas/runner.html.md"""
 
 # %% ../nbs/03_runner.ipynb #7b0c3d04
 from __future__ import annotations
-import os, json, time, asyncio, threading, traceback, inspect, collections
+import os, json, time, asyncio, threading, traceback, inspect, collections, weakref
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -183,9 +183,15 @@ class LeaseKeeper:
     def __init__(self,
                  cancel_every:float=1.0, # seconds between looks for cancel requests
                 ):
-        self.ctxs, self.cv, self.thread, self.cancel_every, self._poked = {}, threading.Condition(), None, cancel_every, set()
+        self.cancel_every = cancel_every
+        self._forked()
+        me = weakref.ref(self)  # a forked child starts afresh: the parent's lock may be held, its attempts are not the child's
+        os.register_at_fork(after_in_child=lambda: (k := me()) is not None and k._forked())
+
+    def _forked(self):
+        "No attempts, no thread, a new lock: how the keeper starts, in a new process or a forked child."
+        self.ctxs, self.cv, self.thread, self._poked = {}, threading.Condition(), None, set()
         self._wake = float('inf')  # when the thread will wake next by itself
-        self._pid = None  # the process that started the thread (a forked child starts its own)
 
     def add(self,
             ctx:JobContext, # the claimed attempt
@@ -194,9 +200,9 @@ class LeaseKeeper:
         with self.cv:
             ctx._due = time.monotonic() + ctx.lease / 3
             self.ctxs[id(ctx)] = ctx
-            if self.thread is None or self._pid != os.getpid():
+            if self.thread is None:
                 self.thread = threading.Thread(target=self._loop, name='fh-saas-leases', daemon=True)
-                self.thread.start(); self._pid = os.getpid()
+                self.thread.start()
             if ctx._due < self._wake: self.cv.notify()  # only if it sleeps past this renewal: short jobs never wake it
 
     def remove(self,

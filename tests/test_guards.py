@@ -320,6 +320,51 @@ def test_a_forked_child_signs_its_own_leases():
     child = os.read(r, 300).decode(); os.close(r)
     assert child != me and child.split(':')[1] == str(pid)
 
+def test_a_forked_child_renews_its_own_leases():
+    "A child forked while the lease keeper's lock was held, by a thread the child does not have: its keeper starts afresh."
+    from fh_saas.runner import leases
+    class Attempt:  # what the keeper needs of an attempt: its lease, and how to renew it
+        lease, id, attempt, store, worker = 0.3, 'j', 1, None, 'w'
+        def __init__(self, w): self.w = w
+        def renew(self): os.write(self.w, b'r'); return True
+        def flush(self): return True
+    r0, w0 = os.pipe()
+    a = Attempt(w0); leases.add(a)                        # an attempt of the parent's, and its keeper thread
+    held, release = threading.Event(), threading.Event()
+    def hold():
+        with leases.cv: held.set(); release.wait(5)
+    t = threading.Thread(target=hold); t.start(); held.wait(5)
+    r, w = os.pipe()
+    pid = os.fork()                                       # the keeper's lock is held at this moment
+    if pid == 0:
+        try: leases.add(Attempt(w)); time.sleep(0.6)
+        finally: os._exit(0)
+    release.set(); t.join(); leases.remove(a); os.close(w)
+    end = time.monotonic() + 5
+    while os.waitpid(pid, os.WNOHANG) == (0, 0):
+        if time.monotonic() > end: os.kill(pid, 9); os.waitpid(pid, 0); break
+        time.sleep(0.02)
+    got = os.read(r, 100); os.close(r); os.close(r0); os.close(w0)
+    assert got.count(b'r') >= 2, got   # renewed in the child, every third of its 0.3 s lease; the parent's not at all
+
+SLOW_MODULE = """import time
+time.sleep(0.6)
+def late(): return 'whole'
+"""
+
+def test_a_task_module_half_imported_elsewhere_is_waited_for(tmp_path, monkeypatch):
+    "A row's task is resolved while another thread is still importing its module: the whole module, never a half."
+    from fh_saas.jobs import resolve, TaskRegistry
+    name = f"slow_tasks_{gen_id()[:8]}"
+    (tmp_path/f"{name}.py").write_text(SLOW_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    t = threading.Thread(target=__import__, args=(name,)); t.start()
+    try:
+        while name not in sys.modules: time.sleep(0.005)   # the other thread is inside its 0.6 s import now
+        fn = resolve('late', f"{name}:late", TaskRegistry(), task_modules=(name,))
+    finally: t.join()
+    assert fn() == 'whole'
+
 def test_overdue_is_flagged_and_logged_once(host, caplog):
     m = BackgroundTaskManager(host.create('acme'))
     i, _ = m.submit('add', add, a=1, b=1)                        # its bg_task is dropped, and no scheduler runs
