@@ -70,13 +70,20 @@ async def warm_drain(s, n):
     await s.start()
     await s.done([await s.submit() for _ in range(WARMUP)])
     procs = getattr(s, 'procs', None) or [s.proc]
+    start_cpu = statistics.median(cpu_s(p.pid) for p in procs)  # a consumer's start-up, and its warm-up jobs
     for p in procs: os.kill(p.pid, signal.SIGSTOP)
     try: keys = [await s.submit() for _ in range(n)]
     finally:
         t0 = time.time()
         for p in procs: os.kill(p.pid, signal.SIGCONT)
     done = await s.done(keys)
-    return dict(drain_warm=n / (max(c for _, c in done.values()) - t0))
+    return dict(drain_warm=n / (max(c for _, c in done.values()) - t0), start_cpu_ms=1e3 * start_cpu)
+
+
+def cpu_s(pid):
+    "CPU seconds process `pid` has used (user + system), from /proc."
+    with open(f'/proc/{pid}/stat') as f: x = f.read().rsplit(')', 1)[1].split()
+    return (int(x[11]) + int(x[12])) / os.sysconf('SC_CLK_TCK')
 
 
 async def latency(s, n):
@@ -185,7 +192,9 @@ def floors(m, runs=None):
               "scheduler and runner cost nothing. Drain jobs/s, cold (the consumers start with the backlog written) and "
               "with the consumers warm. In the cold drain the two workers of `fh_pg` started their first jobs "
               f"{skews or '-'} ms apart (by repetition): the second worker's start-up runs inside it, on the same two "
-              "cores.", "",
+              f"cores, and a worker's start-up took {f(g('fh_pg', 'start_cpu_ms'))} ms of CPU (PgQueuer's "
+              f"{f(g('pgqueuer', 'start_cpu_ms'))}; from its launch to its first {WARMUP} jobs done, read from "
+              "`/proc`).", "",
               "| drain | fh-saas, 2 workers | its floor | 1.5 x PgQueuer | fh-saas / PgQueuer | floor / PgQueuer | fh-saas / floor |",
               "|---|---:|---:|---:|---:|---:|---:|"]
         for k, what in (('drain', 'cold'), ('drain_warm', 'consumers warm')):
