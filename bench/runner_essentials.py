@@ -1,0 +1,46 @@
+"""What the least Python a runner on the SQLite `bg_task` path must run costs, beside fh-saas's own submission checks.
+
+The floor `bench/systems/sqlite3_table.py` spends nothing in Python beyond its three statements. A runner cannot:
+it must check the submission, make an id and times, read the stored arguments, run the task in a task of its own
+with its context set, and store the result. This times exactly that, with no database, no lease, no retry rules,
+no hooks (`essentials`), and fh-saas's own submission checks and row (`_new_row`) alone. Prints both, best of 5.
+
+    .venv/bin/python bench/runner_essentials.py
+"""
+import asyncio, contextvars, inspect, json, tempfile, time
+from fh_saas.db_host import gen_id, timestamp
+from fh_saas.jobs import COLUMNS
+from fh_saas.utils_bgtsk import BackgroundTaskManager
+
+N = 20_000
+async def anoop(): return None
+current = contextvars.ContextVar('current', default=None)
+
+
+async def essentials() -> float:
+    "Microseconds a job for the essentials alone."
+    loop, sig, row = asyncio.get_running_loop(), inspect.signature(anoop), dict.fromkeys(COLUMNS)
+    row['payload'] = '{}'
+    t = time.perf_counter()
+    for _ in range(N):
+        kwargs = {}; sig.bind(**kwargs); json.dumps(kwargs); gen_id(); timestamp(time.time())   # the submission
+        r = dict(row); kw = json.loads(r['payload'])                                          # the claimed row
+        token = current.set(r)
+        result = await loop.create_task(anoop(**kw))                                          # the task, its context
+        current.reset(token)
+        json.dumps(result); timestamp(time.time())                                            # the outcome
+    return (time.perf_counter() - t) / N * 1e6
+
+
+def checks() -> float:
+    "Microseconds a job for fh-saas's submission checks and row (`_new_row`)."
+    m = BackgroundTaskManager(tempfile.mkdtemp() + '/t.db', create=True)
+    t = time.perf_counter()
+    for _ in range(N): m._new_row('noop', anoop, {}, 3, None, None, None, None)
+    return (time.perf_counter() - t) / N * 1e6
+
+
+if __name__ == '__main__':
+    ess = min(asyncio.run(essentials()) for _ in range(5))
+    chk = min(checks() for _ in range(5))
+    print(f"essentials of a runner: {ess:.1f} us a job; fh-saas's submission checks and row alone: {chk:.1f} us (best of 5)")
