@@ -25,6 +25,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 from noise import noise, SLOW  # bench/noise.py, beside this script
+from cpu_pg import cpu  # a process's CPU seconds, from /proc
 SYSTEMS = ['fh_sqlite_sync', 'fh_sqlite_async', 'huey_sqlite', 'huey_sqlite_full', 'sqlite3_bare', 'sqlite3_table',
            'sqlite3_table_thread', 'fh_pg', 'fh_pg_1w', 'fh_pg_floor', 'fh_pg_min',
            'pgqueuer', 'procrastinate', 'psycopg_raw', 'route']
@@ -70,7 +71,7 @@ async def warm_drain(s, n):
     await s.start()
     await s.done([await s.submit() for _ in range(WARMUP)])
     procs = getattr(s, 'procs', None) or [s.proc]
-    start_cpu = statistics.median(cpu_s(p.pid) for p in procs)  # a consumer's start-up, and its warm-up jobs
+    start_cpu = statistics.median(cpu(p.pid) for p in procs)  # a consumer's start-up, and its warm-up jobs
     for p in procs: os.kill(p.pid, signal.SIGSTOP)
     try: keys = [await s.submit() for _ in range(n)]
     finally:
@@ -79,11 +80,6 @@ async def warm_drain(s, n):
     done = await s.done(keys)
     return dict(drain_warm=n / (max(c for _, c in done.values()) - t0), start_cpu_ms=1e3 * start_cpu)
 
-
-def cpu_s(pid):
-    "CPU seconds process `pid` has used (user + system), from /proc."
-    with open(f'/proc/{pid}/stat') as f: x = f.read().rsplit(')', 1)[1].split()
-    return (int(x[11]) + int(x[12])) / os.sysconf('SC_CLK_TCK')
 
 
 async def latency(s, n):

@@ -481,7 +481,7 @@ def _errors(text:str|None) -> list:
     "A stored error log as a list; a log that cannot be read is kept as its text in one entry."
     if not text or text == '[]': return []  # most jobs: no error yet, nothing to parse
     try:
-        v = json.loads(text or '[]')
+        v = json.loads(text)
         if isinstance(v, list): return v
     except (TypeError, ValueError): pass
     return [dict(attempt=None, at=None, error='the stored error log could not be read', traceback=str(text)[:2000])]
