@@ -192,6 +192,16 @@ def test_1_b_a_worker_process_runs_declared_tasks_only(host, tmp_path):
     assert all(mk(k).exists() for k in ('imports', 'registered', 'env'))
 
 # ---------------------------------------------------------------- 2. submit: no borrowed names, arguments that fit
+def test_1_c_a_declaration_by_the_environment_ends_with_it(monkeypatch):
+    "A module declared by $FH_SAAS_TASK_MODULES alone is run from rows only while the variable declares it."
+    from fh_saas.jobs import resolve, TaskRegistry, UndeclaredTask
+    path = 'apps.security_tasks:touch'
+    monkeypatch.setenv('FH_SAAS_TASK_MODULES', 'apps.security_tasks')
+    assert callable(resolve('touch', path, TaskRegistry()))
+    assert callable(resolve('touch', path, TaskRegistry()))    # the second look comes from the cache
+    monkeypatch.setenv('FH_SAAS_TASK_MODULES', 'other_tasks')
+    with pytest.raises(UndeclaredTask): resolve('touch', path, TaskRegistry())
+
 def test_2_submit_refuses_a_borrowed_name_and_arguments_that_do_not_fit(host):
     m = BackgroundTaskManager(host.create('acme'), run_here=False)
     with pytest.raises(ValueError, match='registered'):
