@@ -17,9 +17,9 @@ def pg_host(pg_server):
     return PgHost(pg_server.url.rsplit('/', 1)[0] + '/' + db)
 
 def enqueue(host, n, ms=0):
-    "n jobs spread over the 20 tenants, enqueued only (web side with run_here=False)."
+    "n jobs spread over the 20 tenants, enqueued only (web side with run_here=False); `ms`: a job's length, or `ms(k)`."
     mgrs = [BackgroundTaskManager(host.create(t), run_here=False) for t in TENANTS]
-    return [mgrs[k % len(mgrs)].submit('work', work, ms=ms)[0] for k in range(n)], mgrs
+    return [mgrs[k % len(mgrs)].submit('work', work, ms=ms(k) if callable(ms) else ms)[0] for k in range(n)], mgrs
 
 def start_workers(host, n, log, tmp_path, **opts):
     env = dict(os.environ, EXEC_LOG=str(log), PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT/'tests')]))
@@ -48,7 +48,9 @@ def test_4_workers_10000_jobs_20_tenants_exactly_once(pg_host, tmp_path):
 
 def test_a_killed_workers_jobs_are_rescued(pg_host, tmp_path):
     log = tmp_path/'exec.log'
-    ids, mgrs = enqueue(pg_host, 3_000, ms=20)
+    # jobs of unequal lengths: a worker's claimed jobs end one by one, so it holds some whenever it is killed (jobs of
+    # one length end together, and a kill landing between their grouped finish and the next claim found none held)
+    ids, mgrs = enqueue(pg_host, 3_000, ms=lambda k: 20 + 20 * (k % 5))
     procs = start_workers(pg_host, 4, log, tmp_path)
     try:
         held = lambda: sum(1 for m in mgrs for j in m.list_jobs(status='running', limit=100)
