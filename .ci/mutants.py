@@ -20,8 +20,14 @@ G, P, S = 'tests/test_guards.py::', 'tests/test_promises.py::', 'tests/test_secu
 MUTANTS = [
     ('finish ignores the attempt', 'store.py',
      '''updated_at = :now_s "
-        + _GUARD + " RETURNING status"''', '''updated_at = :now_s "
-        + _GUARD.replace(' AND attempt = :attempt', '') + " RETURNING status"''', [G + 'test_a_stale_attempt_cannot_finish']),
+           + _GUARD + " RETURNING status")''', '''updated_at = :now_s "
+           + _GUARD.replace(' AND attempt = :attempt', '') + " RETURNING status")''', [G + 'test_a_stale_attempt_cannot_finish']),
+    ('a grouped finish reports a stale attempt as written (SQLite)', 'store.py',
+     "out.append(rows[0]['status'] if rows else None)", "out.append(rows[0]['status'] if rows else e['status'])",
+     [G + 'test_a_stale_attempt_cannot_finish']),
+    ('a grouped finish the database refused is taken for a stale attempt (SQLite)', 'store.py',
+     "if not fut.done(): fut.set_exception(exc)", "if not fut.done(): fut.set_result(None)",
+     [G + 'test_attempts_ending_together_on_a_locked_database_are_each_recorded_once']),
     ('grouped finish ignores the attempt (PostgreSQL)', 'pg.py',
      "AND j.attempt = f.attempt RETURNING", "RETURNING", [G + 'test_a_stale_attempt_cannot_finish']),
     ('reschedule ignores the attempt', 'store.py',

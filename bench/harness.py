@@ -26,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 from noise import noise, SLOW  # bench/noise.py, beside this script
 from cpu_pg import cpu  # a process's CPU seconds, from /proc
-SYSTEMS = ['fh_sqlite_sync', 'fh_sqlite_async', 'huey_sqlite', 'huey_sqlite_full', 'sqlite3_bare', 'sqlite3_table',
+SYSTEMS = ['fh_sqlite_sync', 'fh_sqlite_async', 'fh_sqlite_sched', 'huey_sqlite', 'huey_sqlite_full', 'sqlite3_bare', 'sqlite3_table',
            'sqlite3_table_thread', 'fh_pg', 'fh_pg_1w', 'fh_pg_floor', 'fh_pg_min',
            'pgqueuer', 'procrastinate', 'psycopg_raw', 'route']
 PEERS = ['fh-saas', 'huey', 'pgqueuer', 'procrastinate', 'psycopg', 'psycopg-pool', 'python-fasthtml', 'starlette',
@@ -153,8 +153,9 @@ def ratio_rows(m):
     for peer, what, target in (('huey_sqlite', 'Huey (WAL + NORMAL, as fh-saas)', '>= 2'),
                                ('huey_sqlite_full', 'Huey as shipped (WAL + FULL)', '>= 2'),
                                ('sqlite3_bare', 'bare sqlite3 loop', '>= 0.40')):
-        for s, task in (('fh_sqlite_sync', 'sync'), ('fh_sqlite_async', 'async')):
-            rows.append((f"fh-saas SQLite, {task} task / {what}: end to end, drain", target,
+        for s, task in (('fh_sqlite_sync', 'sync task'), ('fh_sqlite_async', 'async task'),
+                        ('fh_sqlite_sched', 'async task, in-app scheduler')):
+            rows.append((f"fh-saas SQLite, {task} / {what}: end to end, drain", target,
                          [div(g(s, k), g(peer, k)) for k in ('e2e', 'drain')]))
     rows.append(('fh-saas PG, 2 workers: p99 latency (ms)', '<= 5', [g('fh_pg', 'p99')]))
     rows.append(('submitting route / bare `BackgroundTask` route: p50', '<= 1.25',

@@ -205,6 +205,10 @@ class LeaseKeeper:
                 self.thread.start()
             if ctx._due < self._wake: self.cv.notify()  # only if it sleeps past this renewal: short jobs never wake it
 
+    def __len__(self) -> int:
+        "How many attempts this process is running."
+        return len(self.ctxs)
+
     def remove(self,
                ctx:JobContext, # the attempt whose outcome was written
               ):
@@ -534,7 +538,7 @@ async def run_claimed(self:Runner,
             except asyncio.CancelledError:  # the runner is stopping: hand the attempt back
                 with anyio.CancelScope(shield=True): await self._record(row, Outcome('released'), ctx)
                 raise
-        if self.store.inline_ok:  # written on the loop, no await: nothing can cancel it halfway
+        if self.store.inline_ok and len(leases) <= 1:  # alone: written now on the loop, no await, nothing can cancel it halfway
             done = self._record_inline(row, out, ctx)
             if done is not None: return done
         if not shield: return await self._record(row, out, ctx)
@@ -584,9 +588,9 @@ async def _record_grouped(self:Runner, row:dict, out:Outcome, ctx:JobContext) ->
 
 @patch
 async def _record(self:Runner, row:dict, out:Outcome, ctx:JobContext) -> tuple:
-    "Record on the event loop if that cannot wait (no-wait SQLite write), in a group of the store's (PostgreSQL), else in a job thread."
-    if self.store.inline_ok and (done := self._record_inline(row, out, ctx)) is not None: return done
+    "Record with the attempts ending meanwhile (the store's `finish_soon`), else with a no-wait SQLite write on the loop, else in a job thread."
     if hasattr(self.store, 'finish_soon') and (done := await self._record_grouped(row, out, ctx)) is not None: return done
+    if self.store.inline_ok and (done := self._record_inline(row, out, ctx)) is not None: return done
     return await self.threads.run(self.record, row, out, ctx)
 
 # %% ../nbs/03_runner.ipynb #7b0c3d28

@@ -50,7 +50,7 @@ class Scheduler:
     "Runs the due jobs of every tenant database in this process; start it with the app's lifespan."
     def __init__(self, source, # a host with `.tenants()` and `.url(tenant)` (`SqliteHost`, `PgHost`), or a list of databases
                  concurrency:int=8, # jobs run at once; also the number of job threads
-                 per_tenant:int=2, # jobs taken from one tenant per round, for fairness
+                 per_tenant:int=2, # jobs taken from one tenant per round while other tenants are due too, for fairness
                  poll:float=2.0, # seconds between looks for work written by other processes
                  lease:float=30.0, # seconds a claimed job is held between renewals before others may rescue it
                  grace:float=10.0, # seconds running jobs get to finish on shutdown
@@ -401,7 +401,7 @@ async def _dispatch(self:Scheduler):
         plan = []  # (store, slots taken for it): every tenant's share is decided before any claim is sent
         for st in due:
             n = self.busy.get(st, 0)
-            want = min(self.per_tenant, self.tenant_slots - n, share - n)
+            want = min(self.per_tenant if len(due) > 1 else self.tenant_slots, self.tenant_slots - n, share - n)  # alone: no one to be fair to, one claim
             if want <= 0: tried.add(st); continue  # at its share: a slot freeing up brings us back
             k = self.threads.take(want)
             if not k: break

@@ -6,7 +6,7 @@ Docs: https://fh-saas.github.io/fh-saas/store.html.md"""
 
 # %% ../nbs/02_store.ipynb #6a0b2c04
 from __future__ import annotations
-import os, re, json, sqlite3, threading
+import asyncio, os, re, json, sqlite3, threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -61,6 +61,7 @@ class JobStore:
         self._ops, self._ckpt, self._wal_big, self._ckpt_lock = 0, False, False, threading.Lock()
         self.listeners = []  # callables told (self) when a job becomes due here
         self.runner = None   # an in-process scheduler serving this store, if any
+        self._ending = {}    # event loop -> the attempts that ended in its current turn (`finish_soon`)
         if not create and not self.path.exists():
             raise LookupError(f"no tenant database {self.path}: create it first (host.create(tenant), or create=True)")
         c = self._connect(5.0, create=create)
@@ -362,6 +363,12 @@ _MINE = ("SELECT status FROM tenant_jobs WHERE id = :id AND attempt = :attempt A
 _STICKY = "CASE WHEN cancel_requested = 1 THEN 'cancelled' ELSE {} END"
 _ENDED = "completed_at = CASE WHEN cancel_requested = 1 THEN :now_s ELSE completed_at END"
 
+#: the guarded write that ends an attempt (`finish`, and each attempt of `finish_many`)
+_FINISH = (f"UPDATE tenant_jobs SET status = {_STICKY.format(':status')}, result = :result, completed_at = :now_s, "
+           "lease_until = NULL, error_log = COALESCE(:error_log, error_log), "
+           "progress = CASE WHEN :status = 'completed' THEN 1.0 ELSE progress END, updated_at = :now_s "
+           + _GUARD + " RETURNING status")
+
 @patch
 def finish(self:JobStore,
            job_id:str, # the job's id
@@ -374,11 +381,7 @@ def finish(self:JobStore,
     "End a running attempt as `status` (`cancelled` if a cancel was asked); the status written, or `None` if stale."
     assert status in FINISHED, status
     a = dict(_now_row(now), id=job_id, attempt=attempt, status=status, result=result, error_log=error_log)
-    rows = self._exec(
-        f"UPDATE tenant_jobs SET status = {_STICKY.format(':status')}, result = :result, completed_at = :now_s, "
-        "lease_until = NULL, error_log = COALESCE(:error_log, error_log), "
-        "progress = CASE WHEN :status = 'completed' THEN 1.0 ELSE progress END, updated_at = :now_s "
-        + _GUARD + " RETURNING status", a, again=lambda: self._exec(_MINE, a) or None)
+    rows = self._exec(_FINISH, a, again=lambda: self._exec(_MINE, a) or None)
     return rows[0]['status'] if rows else None
 
 @patch
@@ -583,3 +586,51 @@ def stats(self:JobStore,
     return dict(counts={s: by[s]['n'] if s in by else 0 for s in STATUSES}, oldest_due=min(due) if due else None,
                 completed_recent=int(by['completed']['recent'] or 0) if 'completed' in by else 0,
                 failed_recent=int(by['failed']['recent'] or 0) if 'failed' in by else 0)
+
+# %% ../nbs/02_store.ipynb #gf000002
+@patch
+def finish_many(self:JobStore,
+                ends:list[dict], # each attempt's `finish` arguments: `id, attempt, status, now, result, error_log`
+               ) -> list[str|None]:
+    "End several running attempts in one transaction; for each, the status written, or `None` if it was stale."
+    out = []
+    with self._tx() as q:
+        for e in ends:
+            assert e['status'] in FINISHED, e['status']
+            rows = q(_FINISH, dict(_now_row(e['now']), id=e['id'], attempt=e['attempt'], status=e['status'],
+                                   result=e.get('result'), error_log=e.get('error_log')))
+            out.append(rows[0]['status'] if rows else None)
+    return out
+
+@patch
+async def finish_soon(self:JobStore,
+                      job_id:str, # the job's id
+                      attempt:int, # the attempt this write is for: it loses if another attempt has begun
+                      status:str, # `completed`, `failed` or `cancelled`
+                      now:float, # the current time, epoch seconds
+                      result:str|None=None, # the result as JSON text
+                      error_log:str|None=None, # the whole error log as JSON text (`None`: keep it)
+                     ) -> str|None:
+    "`finish` from the event loop, in one commit with this database's other attempts ending in the same turn; the status written, or `None`."
+    loop = asyncio.get_running_loop()
+    group = self._ending.get(loop)
+    if group is None:  # the first to end in this turn: the group is written once the turn's callbacks have run
+        group = self._ending[loop] = []
+        loop.call_soon(self._write_ending, loop)
+    fut = loop.create_future()
+    group.append((dict(id=job_id, attempt=attempt, status=status, now=now, result=result, error_log=error_log), fut))
+    return await fut
+
+@patch
+def _write_ending(self:JobStore, loop):
+    "On the loop: write the attempts that ended in this turn with a no-wait write, or tell each why it was not written."
+    group = self._ending.pop(loop, [])
+    try:
+        ok, written = self.inline(self.finish_many, [e for e, _ in group])
+        if not ok: raise sqlite3.OperationalError('database is locked')  # its runners write them from job threads
+    except Exception as exc:
+        for _, fut in group:
+            if not fut.done(): fut.set_exception(exc)
+        return
+    for (_, fut), w in zip(group, written):
+        if not fut.done(): fut.set_result(w)

@@ -4,7 +4,7 @@ Each test here is the killer of one or more named breakages in `.ci/mutants.py`:
 breakage to a copy of the package and runs the tests it names, which must fail. So each test is fast (a second or
 two) and asserts the one behaviour its guard exists for.
 """
-import logging, os, subprocess, sys, threading, time
+import asyncio, logging, os, subprocess, sys, threading, time
 from pathlib import Path
 import anyio, pytest
 from conftest import ROOT, Clock
@@ -45,8 +45,14 @@ def test_a_stale_attempt_cannot_finish(host):
     st = BackgroundTaskManager(host.create('acme')).store
     i, now = second_attempt(st)
     assert st.finish(i, 1, 'completed', now, result='9') is None    # attempt 1's late outcome
+    k = row(st); kept = st.claim(k, time.time(), 30, 'w3')['attempt']
+    async def together():  # ending in one turn of the loop: one grouped write, each attempt its own outcome
+        return await asyncio.gather(st.finish_soon(i, 1, 'completed', now, result='9'),
+                                    st.finish_soon(k, kept, 'completed', now, result='3'))
+    assert anyio.run(together) == [None, 'completed']
     j = st.get(i)
     assert (j['status'], j['attempt'], j['result']) == ('running', 2, None)
+    assert (st.get(k)['status'], st.get(k)['result']) == ('completed', '3')
 
 def test_a_stale_attempt_cannot_reschedule_renew_or_release(host):
     st = BackgroundTaskManager(host.create('acme')).store
@@ -254,6 +260,39 @@ def test_a_result_outlasts_a_lock_longer_than_the_busy_timeout(tmp_path):
     try: assert r.record(claimed, Outcome('ok', 3), ctx) == ('completed', None)
     finally: r._end(ctx); locker.wait()
     assert st.get(i)['result'] == '3'
+
+GO = threading.Event()
+async def held(n: int):
+    "Runs until the test says go; the third one fails."
+    while not GO.is_set(): await asyncio.sleep(0.005)
+    if n == 3: raise ValueError('three')
+    return n
+
+def test_attempts_ending_together_on_a_locked_database_are_each_recorded_once(tmp_path):
+    """Six async jobs end in one turn of the loop while another process holds the file: their grouped write cannot be
+    made on the loop, so each is written from a job thread once the lock is gone, with its own outcome, none run twice."""
+    from fh_saas.db_host import SqliteHost
+    host = SqliteHost(tmp_path); GO.clear()
+    m = BackgroundTaskManager(host.create('acme'), run_here=False)
+    ids = {k: m.submit('held', held, max_retries=0, n=k)[0] for k in range(6)}
+    async def go():
+        with anyio.fail_after(20):
+            async with Scheduler(host, concurrency=8, per_tenant=8, poll=0.1, task_modules=[__name__]).running():
+                await wait_async(lambda: m.count_jobs(status='running') == 6, timeout=5)
+                locker = subprocess.Popen([sys.executable, '-c', f"c = __import__('sqlite3').connect({str(host.path('acme'))!r}, "
+                                           "isolation_level=None); c.execute('BEGIN IMMEDIATE'); print('locked', flush=True); "
+                                           "__import__('time').sleep(1.5); c.execute('COMMIT')"], stdout=subprocess.PIPE, text=True)
+                try:
+                    assert locker.stdout.readline().strip() == 'locked'
+                    GO.set()
+                    await anyio.sleep(0.5)
+                    assert locker.poll() is None and m.count_jobs(status='running') == 6  # ended, not yet written
+                    await wait_async(lambda: m.count_jobs(status='running') == 0, timeout=10)
+                finally: locker.kill(); locker.wait()
+    anyio.run(go)
+    jobs = {k: m.get_job(i) for k, i in ids.items()}
+    assert {k: (j.status, j.attempt) for k, j in jobs.items()} == {k: ('failed' if k == 3 else 'completed', 1) for k in ids}
+    assert [jobs[k].result for k in ids if k != 3] == [0, 1, 2, 4, 5] and 'three' in jobs[3].error
 
 # ------------------------------------------------------------------ storage faults and bounds
 def test_a_deleted_database_is_not_created_again(tmp_path):
