@@ -205,10 +205,6 @@ class LeaseKeeper:
                 self.thread.start()
             if ctx._due < self._wake: self.cv.notify()  # only if it sleeps past this renewal: short jobs never wake it
 
-    def __len__(self) -> int:
-        "How many attempts this process is running."
-        return len(self.ctxs)
-
     def remove(self,
                ctx:JobContext, # the attempt whose outcome was written
               ):
@@ -538,7 +534,8 @@ async def run_claimed(self:Runner,
             except asyncio.CancelledError:  # the runner is stopping: hand the attempt back
                 with anyio.CancelScope(shield=True): await self._record(row, Outcome('released'), ctx)
                 raise
-        if self.store.inline_ok and len(leases) <= 1:  # alone: written now on the loop, no await, nothing can cancel it halfway
+        if self.store.inline_ok and self.threads.n - self.threads.free <= 1:  # alone (no other slot taken): written now
+                                                                              # on the loop, no await, nothing can cancel it halfway
             done = self._record_inline(row, out, ctx)
             if done is not None: return done
         if not shield: return await self._record(row, out, ctx)
