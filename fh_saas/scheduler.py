@@ -120,6 +120,9 @@ def wake(self:Scheduler,
     "Ask the scheduler to look at `store` (or everything) now; safe from any thread."
     if store is not None: self.woken.add(store)
     if self._loop is not None and self._event is not None:
+        try: here = asyncio.get_running_loop() is self._loop
+        except RuntimeError: here = False  # another thread, with no loop
+        if here: self._event.set(); return  # on the scheduler's own loop (a submit in an async route): no self-pipe write
         try: self._loop.call_soon_threadsafe(self._event.set)
         except RuntimeError: pass  # the loop has closed
 

@@ -593,6 +593,8 @@ def finish_many(self:JobStore,
                 ends:list[dict], # each attempt's `finish` arguments: `id, attempt, status, now, result, error_log`
                ) -> list[str|None]:
     "End several running attempts in one transaction; for each, the status written, or `None` if it was stale."
+    if len(ends) == 1:  # alone: its own statement commits it, no BEGIN and COMMIT around it
+        e = ends[0]; return [self.finish(e['id'], e['attempt'], e['status'], e['now'], e.get('result'), e.get('error_log'))]
     out = []
     with self._tx() as q:
         for e in ends:
