@@ -1,8 +1,10 @@
-"""Where a job's time goes on the SQLite `bg_task` path: the in-process route of issue 14's item 2, sampled.
+"""Where a job's time goes on SQLite's in-process paths (issue 14's item 2), sampled.
 
-Runs `--jobs` no-op jobs the way a route does (`submit`, then the `bg_task` awaited), under pyinstrument, and adds up
-the samples by what was running: SQLite itself, fh-saas's Python (by module), the event loop waiting (a sync task's
-thread hop, a checkpoint), and the rest. Writes bench/results/profile_sqlite.md; no assertion, it reports.
+Runs `--jobs` no-op jobs the way a route does (`submit`, then the `bg_task` awaited), a sync and an async task, and
+then drains as many async jobs with the in-app scheduler (written first, then `Scheduler(host)` with its defaults
+runs them), under pyinstrument, and adds up the samples by what was running: SQLite itself, fh-saas's Python (by
+module), the event loop waiting (a sync task's thread hop, a checkpoint), and the rest. Writes
+bench/results/profile_sqlite.md; no assertion, it reports.
 
     .venv/bin/python bench/profile_sqlite.py [--jobs 4000]      (needs pyinstrument: the `bench` extra)
 """
@@ -11,6 +13,8 @@ from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 from pyinstrument import Profiler
+from fh_saas.db_host import SqliteHost
+from fh_saas.scheduler import Scheduler
 from fh_saas.utils_bgtsk import BackgroundTaskManager, JobStore
 
 OUT = Path(__file__).resolve().parent / 'results' / 'profile_sqlite.md'
@@ -29,7 +33,7 @@ def kind(f) -> str:
         if fn.endswith('poll') or fn.endswith('select'): return 'event loop idle: waiting for a job thread or a lock'
         if 'strftime' in fn or 'urandom' in fn or 'fromtimestamp' in fn: return 'stdlib: json, inspect, ids, times'
         return 'other built-ins (locks, dicts, futures)'
-    for mod in ('store', 'runner', 'utils_bgtsk', 'jobs', 'db_host'):
+    for mod in ('store', 'runner', 'scheduler', 'utils_bgtsk', 'jobs', 'db_host'):
         if path.endswith(f'fh_saas/{mod}.py'): return f'fh-saas Python: {mod}.py'
     if 'anyio' in path: return 'anyio: cancel scopes'
     if any(m in path for m in ('inspect', 'json', 'uuid', 'dataclasses', 'typing')): return 'stdlib: json, inspect, ids, times'
@@ -58,15 +62,37 @@ def profile(fn, n):
     return out, wall
 
 
+
+def drained(n):
+    "Profile the in-app scheduler draining `n` async no-op jobs written before it started."
+    host = SqliteHost(tempfile.mkdtemp()); host.create('t')
+    mgr = BackgroundTaskManager(host.url('t'))
+    for _ in range(n): mgr.submit('noop', anoop)  # their `bg_task`s are never run: the scheduler finds the rows
+    async def main():
+        s = Scheduler(host)
+        p = Profiler(interval=0.0001, async_mode='disabled'); p.start(); t = time.perf_counter()
+        async with s.running():
+            while s.stats['runs'] < n: await asyncio.sleep(0.001)
+            wall = time.perf_counter() - t
+        p.stop()
+        return p, wall
+    p, wall = asyncio.run(main())
+    out = Counter(); walk(p.last_session.root_frame(), out)
+    return out, wall
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0]); ap.add_argument('--jobs', type=int, default=4000)
     a = ap.parse_args()
-    lines = [f"# Where a job's time goes on the SQLite `bg_task` path\n",
+    lines = [f"# Where a job's time goes on SQLite's in-process paths\n",
              f"Produced by `{shlex.join([sys.executable.split('/')[-3] + '/bin/python' if '.venv' in sys.executable else 'python', *sys.argv])}` on "
              f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}: {a.jobs:,} no-op jobs, `submit` then the `bg_task` awaited, "
+             "and as many async jobs written first, then drained by the in-app scheduler (`Scheduler(host)`, its defaults), "
              "sampled every 0.1 ms by pyinstrument (which slows Python down, so read the shares, not the totals).\n"]
-    for label, fn in (('sync task', noop), ('async task', anoop)):
-        out, wall = profile(fn, a.jobs)
+    for label, run in (('sync task, `bg_task` path', lambda: profile(noop, a.jobs)),
+                       ('async task, `bg_task` path', lambda: profile(anoop, a.jobs)),
+                       ('async task, drained by the in-app scheduler', lambda: drained(a.jobs))):
+        out, wall = run()
         tot = sum(out.values())
         lines += [f"\n## {label}: {wall / a.jobs * 1e6:,.0f} us per job under the profiler\n",
                   "| where | us per job | share |", "|---|---:|---:|"]
