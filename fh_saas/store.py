@@ -369,6 +369,11 @@ _FINISH = (f"UPDATE tenant_jobs SET status = {_STICKY.format(':status')}, result
            "progress = CASE WHEN :status = 'completed' THEN 1.0 ELSE progress END, updated_at = :now_s "
            + _GUARD + " RETURNING status")
 
+def _finish_args(job_id, attempt, status, now, result=None, error_log=None) -> dict:
+    "The parameters of `_FINISH` for one attempt (`finish`'s arguments)."
+    assert status in FINISHED, status
+    return dict(_now_row(now), id=job_id, attempt=attempt, status=status, result=result, error_log=error_log)
+
 @patch
 def finish(self:JobStore,
            job_id:str, # the job's id
@@ -379,8 +384,7 @@ def finish(self:JobStore,
            error_log:str|None=None, # the whole error log as JSON text (`None`: keep it)
           ) -> str|None:
     "End a running attempt as `status` (`cancelled` if a cancel was asked); the status written, or `None` if stale."
-    assert status in FINISHED, status
-    a = dict(_now_row(now), id=job_id, attempt=attempt, status=status, result=result, error_log=error_log)
+    a = _finish_args(job_id, attempt, status, now, result, error_log)
     rows = self._exec(_FINISH, a, again=lambda: self._exec(_MINE, a) or None)
     return rows[0]['status'] if rows else None
 
@@ -590,17 +594,14 @@ def stats(self:JobStore,
 # %% ../nbs/02_store.ipynb #gf000002
 @patch
 def finish_many(self:JobStore,
-                ends:list[dict], # each attempt's `finish` arguments: `id, attempt, status, now, result, error_log`
+                ends:list[dict], # each attempt's `finish` arguments by name: `job_id, attempt, status, now, result, error_log`
                ) -> list[str|None]:
     "End several running attempts in one transaction; for each, the status written, or `None` if it was stale."
-    if len(ends) == 1:  # alone: its own statement commits it, no BEGIN and COMMIT around it
-        e = ends[0]; return [self.finish(e['id'], e['attempt'], e['status'], e['now'], e.get('result'), e.get('error_log'))]
+    if len(ends) == 1: return [self.finish(**ends[0])]  # alone: its own statement commits it, no BEGIN and COMMIT
     out = []
     with self._tx() as q:
         for e in ends:
-            assert e['status'] in FINISHED, e['status']
-            rows = q(_FINISH, dict(_now_row(e['now']), id=e['id'], attempt=e['attempt'], status=e['status'],
-                                   result=e.get('result'), error_log=e.get('error_log')))
+            rows = q(_FINISH, _finish_args(**e))
             out.append(rows[0]['status'] if rows else None)
     return out
 
@@ -620,7 +621,7 @@ async def finish_soon(self:JobStore,
         group = self._ending[loop] = []
         loop.call_soon(self._write_ending, loop)
     fut = loop.create_future()
-    group.append((dict(id=job_id, attempt=attempt, status=status, now=now, result=result, error_log=error_log), fut))
+    group.append((dict(job_id=job_id, attempt=attempt, status=status, now=now, result=result, error_log=error_log), fut))
     return await fut
 
 @patch
