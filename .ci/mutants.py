@@ -118,6 +118,8 @@ MUTANTS = [
     ("the log's size is never looked at", 'store.py',
      "if (self._wal_big or self._ops % CHECK_WAL_EVERY == 0) and not getattr(self._tls, 'ckpt', False):", 'if False:',
      [G + 'test_the_log_stays_small_under_a_burst']),
+    ("a busy log's checkpoint locks writers out", 'store.py', "_bg.submit(self.checkpoint, 'PASSIVE')",
+     "_bg.submit(self.checkpoint)", [G + 'test_a_busy_logs_checkpoint_never_locks_out_the_event_loop']),
     ("an idle tenant's log is not truncated", 'scheduler.py', "st.checkpoint('TRUNCATE')  # idle", "pass  # idle",
      [G + 'test_an_idle_tenants_log_is_truncated']),
     ('idle connections are not capped', 'store.py', 'while len(_idle_lru) > MAX_IDLE:', 'while False:',

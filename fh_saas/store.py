@@ -39,7 +39,7 @@ def is_busy(e:BaseException, # an exception from a database call
 
 #: idle connections kept open across all tenant files (env `FH_SAAS_IDLE_CONNECTIONS`)
 MAX_IDLE = int(os.environ.get('FH_SAAS_IDLE_CONNECTIONS', '64'))
-WAL_LIMIT = 4 * 1024 * 1024  #: bytes of write-ahead log past which a checkpoint restarts the log and truncates its file
+WAL_LIMIT = 4 * 1024 * 1024  #: bytes of write-ahead log past which a background checkpoint copies it into the database; at twice this, writers stand back until it restarts
 CHECK_WAL_EVERY = 64         #: statements between looks at the log's size
 _idle_lru, _idle_lock = OrderedDict(), threading.Lock()  # every idle connection of the process, least recently used first
 _bg = ThreadPoolExecutor(1, thread_name_prefix='fh-saas-checkpoint')
@@ -125,7 +125,7 @@ class JobStore:
             self._wal_big = size > 2 * WAL_LIMIT  # no-wait writers stand back until a checkpoint has caught up
             if self._wal_big and wait: self.checkpoint(wait=2.0)  # far behind, and this thread may wait: catch up here
             elif size > WAL_LIMIT and not self._ckpt:
-                self._ckpt = True; _bg.submit(self.checkpoint)  # in a thread of its own, never on the event loop
+                self._ckpt = True; _bg.submit(self.checkpoint, 'PASSIVE')  # in a thread of its own; never stops a writer
 
     def _give(self, c, wait:float):
         "Keep `c` for reuse, within the per-store and process-wide caps; close what falls outside them."
