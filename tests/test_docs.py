@@ -297,8 +297,14 @@ class Tab:
         self.page, self.errors, self.failed = ctx.new_page(), [], []
         self.page.on('console', lambda m: m.type == 'error' and self.errors.append(f'console: {m.text}'))
         self.page.on('pageerror', lambda e: self.errors.append(f'pageerror: {e}'))
-        self.page.on('requestfailed', lambda r: self.failed.append(f'{r.url} ({r.failure})'))
+        self.page.on('requestfailed', lambda r: self._failed(r))
         self.page.on('response', lambda r: r.status >= 400 and self.failed.append(f'{r.url} -> HTTP {r.status}'))
+
+    def _failed(self, r):
+        "Record a failed request, but not the browser's own favicon fetch for a page it is leaving, aborted by the next `goto`."
+        # the icon itself is still checked: FACTS_JS fetches each declared icon, and a 404 shows as a response
+        if r.failure == 'net::ERR_ABORTED' and '/favicon.' in r.url: return
+        self.failed.append(f'{r.url} ({r.failure})')
 
     def visit(self, url:str, shot:Path|None=None, full_page=False) -> dict:
         "Open `url`; return its facts (FACTS_JS) and what went wrong while loading it."

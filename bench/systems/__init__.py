@@ -44,3 +44,13 @@ async def until(check, timeout=120.0, every=0.01, what='jobs to complete'):
     while not check():
         if time.monotonic() > end: raise TimeoutError(f"waited {timeout} s for {what}")
         await asyncio.sleep(every)
+
+
+def all_in(keys, seen):
+    "A check for `until`: whether every key of `keys` is in `seen`; each call goes on from the first key still missing."
+    at = 0
+    def check():
+        nonlocal at
+        while at < len(keys) and keys[at] in seen: at += 1
+        return at == len(keys)
+    return check

@@ -9,7 +9,7 @@ from fh_saas.db_host import SqliteHost
 from fh_saas.runner import outcome_hooks
 from fh_saas.scheduler import Scheduler
 from fh_saas.utils_bgtsk import BackgroundTaskManager
-from systems import until
+from systems import all_in, until
 
 LABEL = 'fh-saas SQLite, async task, in-app scheduler'
 BACKEND, PROCESS = 'sqlite', False
@@ -42,7 +42,7 @@ class System:
         return jid
 
     async def done(self, keys):
-        await until(lambda: all(k in self.times for k in keys))
+        await until(all_in(keys, self.times))  # the loop runs the jobs too: a check that rereads every key would cost them
         return {k: self.times[k] for k in keys}
 
     async def stop(self):
