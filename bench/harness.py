@@ -26,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 from noise import noise, SLOW  # bench/noise.py, beside this script
 from cpu_pg import cpu  # a process's CPU seconds, from /proc
-SYSTEMS = ['fh_sqlite_sync', 'fh_sqlite_async', 'fh_sqlite_sched', 'huey_sqlite', 'huey_sqlite_full', 'sqlite3_bare', 'sqlite3_table',
+SYSTEMS = ['fh_sqlite_sync', 'fh_sqlite_async', 'fh_sqlite_sched', 'fh_sqlite_sched_sync', 'huey_sqlite', 'huey_sqlite_full', 'sqlite3_bare', 'sqlite3_table',
            'sqlite3_table_thread', 'fh_pg', 'fh_pg_1w', 'fh_pg_floor', 'fh_pg_min',
            'pgqueuer', 'procrastinate', 'psycopg_raw', 'route']
 PEERS = ['fh-saas', 'huey', 'pgqueuer', 'procrastinate', 'psycopg', 'psycopg-pool', 'python-fasthtml', 'starlette',
@@ -154,14 +154,15 @@ def ratio_rows(m):
                                ('huey_sqlite_full', 'Huey as shipped (WAL + FULL)', '>= 2'),
                                ('sqlite3_bare', 'bare sqlite3 loop', '>= 0.40')):
         for s, task in (('fh_sqlite_sync', 'sync task'), ('fh_sqlite_async', 'async task'),
-                        ('fh_sqlite_sched', 'async task, in-app scheduler')):
+                        ('fh_sqlite_sched', 'async task, in-app scheduler'),
+                        ('fh_sqlite_sched_sync', 'sync task, in-app scheduler')):
             rows.append((f"fh-saas SQLite, {task} / {what}: end to end, drain", target,
                          [div(g(s, k), g(peer, k)) for k in ('e2e', 'drain')]))
     rows.append(('fh-saas PG, 2 workers: p99 latency (ms)', '<= 5', [g('fh_pg', 'p99')]))
     rows.append(('submitting route / bare `BackgroundTask` route: p50', '<= 1.25',
                  [div(g('route', 'submit_50'), g('route', 'bare_50'))]))
     ok = lambda t, v: v >= float(t[3:]) if t[:2] == '>=' else v <= float(t[3:])
-    return [(w, t, vs, None if None in vs else all(ok(t, v) for v in vs)) for w, t, vs in rows]
+    return [(w, t, vs, None if None in vs else [ok(t, v) for v in vs]) for w, t, vs in rows]  # met: one per value
 
 
 def floors(m, runs=None):
@@ -173,7 +174,10 @@ def floors(m, runs=None):
         L += ["", "## The floors under the SQLite targets", "",
               "A floor is a bare loop with no fh-saas code, making fh-saas's three writes on fh-saas's table "
               "(`sqlite3_table`), and handing the task to a thread and back as a sync task needs (`sqlite3_table_thread`). "
-              "A target above its floor cannot be met by any runner that keeps fh-saas's rows. All figures in jobs/s.", "",
+              "A target above its floor cannot be met by any runner that keeps fh-saas's rows and makes those three "
+              "commits a job, as the `bg_task` path does; the in-app scheduler claims several jobs in one statement and "
+              "writes the ends of those that end together in one commit, so its drain is not bound by them. "
+              "All figures in jobs/s.", "",
               "| path | measure | its floor | 0.40 x bare loop | 2 x Huey as shipped | 2 x Huey (WAL + NORMAL) |",
               "|---|---|---:|---:|---:|---:|"]
         for path, fl in (('async task', 'sqlite3_table'), ('sync task', 'sqlite3_table_thread')):
@@ -266,7 +270,7 @@ def report(res, out):
     L += ["", "## What each system runs", ""] + [f"- `{s}`: {res['notes'][s]}" for s in res['systems']]
     L += ["", "## Issue 14's ratios", "", "| ratio | target | this run | met |", "|---|---|---:|---|"]
     for w, t, vs, ok in res['ratios']:
-        verdict = '-' if ok is None else 'met' if ok else '**not met**'
+        verdict = '-' if ok is None else ' / '.join('met' if o else '**not met**' for o in ok)  # as the values
         L.append(f"| {w} | {t} | {' / '.join(f(v, '.2f') for v in vs)} | {verdict} |")
     L += floors(m, raw)
     if out:
