@@ -6,8 +6,7 @@ Docs: https://fh-saas.github.io/fh-saas/runner.html.md"""
 
 # %% ../nbs/03_runner.ipynb #7b0c3d04
 from __future__ import annotations
-import os, json, time, asyncio, threading, traceback, inspect, collections, weakref
-from concurrent.futures import ThreadPoolExecutor
+import os, json, time, asyncio, threading, traceback, inspect, collections, weakref, queue
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -29,8 +28,14 @@ class JobThreads:
                 ):
         if not isinstance(n, int) or n < 1: raise ValueError(f"job threads must be a positive int, not {n!r}")
         self.n = self.free = n
-        self.lock, self.waiters = threading.Lock(), collections.deque()
-        self.pool = ThreadPoolExecutor(n, thread_name_prefix=name)
+        self.name, self.lock, self.waiters = name, threading.Lock(), collections.deque()
+        self._forked()
+        me = weakref.ref(self)  # a forked child has none of its parent's threads: it starts its own
+        os.register_at_fork(after_in_child=lambda: (t := me()) is not None and t._forked())
+
+    def _forked(self):
+        "No threads yet, an empty queue: how the threads start, in a new process or in a forked child."
+        self.threads, self.work, self.idle = [], queue.SimpleQueue(), threading.Semaphore(0)
 
     def take(self,
              k:int=1, # slots wanted
@@ -68,11 +73,34 @@ class JobThreads:
             *args, # its arguments
            ) -> asyncio.Future:
         "Run `fn(*args)` in one of these threads (the caller holds a slot, so one is free); a future of its result."
-        return asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        if not self.idle.acquire(blocking=False) and len(self.threads) < self.n:  # none waiting for work: one more
+            t = threading.Thread(target=self._serve, name=f"{self.name}_{len(self.threads)}", daemon=True)
+            self.threads.append(t); t.start()
+        self.work.put((loop, fut, fn, args))
+        return fut
+
+    def _serve(self):
+        "A job thread: run what is handed to it, and hand each result (or exception) to the waiting event loop."
+        while True:
+            loop, fut, fn, args = self.work.get()  # a new thread's first work is the `run` that started it
+            try: r, ok = fn(*args), True
+            except BaseException as e: r, ok = e, False
+            try: loop.call_soon_threadsafe(_settle_future, fut, ok, r)
+            except RuntimeError: pass  # that loop has closed: no one waits for it
+            del loop, fut, fn, args, r  # hold nothing of the job while idle
+            self.idle.release()  # free again: the next `run` hands its work here instead of starting a thread
 
     def __repr__(self): return f"JobThreads({self.n}, free={self.free})"
 
-_default, _io = None, ThreadPoolExecutor(4, thread_name_prefix='fh-saas-io')
+def _settle_future(fut:asyncio.Future, ok:bool, r):
+    "On the loop: give `fut` its result (`ok`) or exception, unless its waiter gave up on it."
+    if fut.done(): return
+    if ok: fut.set_result(r)
+    else: fut.set_exception(r)
+
+_default, _io = None, JobThreads(4, 'fh-saas-io')  # the I/O threads: no slots taken, a call waits its turn
 
 def default_threads() -> JobThreads:
     "The job threads of runners that have none of their own (the response-time path): `$FH_SAAS_JOB_THREADS` or 16."
@@ -84,7 +112,7 @@ async def in_io(fn:Callable, # a short blocking call (a store method)
                 *args, # its arguments
                ):
     "Run a short blocking call on the runner's own I/O threads, never behind jobs."
-    return await asyncio.get_running_loop().run_in_executor(_io, fn, *args)
+    return await _io.run(fn, *args)
 
 # %% ../nbs/03_runner.ipynb #7b0c3d11
 _current: ContextVar = ContextVar('fh_saas_current_job', default=None)

@@ -322,6 +322,25 @@ def test_the_log_stays_small_under_a_burst(tmp_path):
     assert st.count() == 4000
     assert peak < 5 * WAL_LIMIT, peak   # unchecked, it passes 100 MB
 
+FORK_THREADS = """
+import asyncio, os, sys
+from fh_saas.runner import JobThreads, in_io
+jt = JobThreads(1)
+async def one(): return await asyncio.wait_for(jt.run(sum, [1, 2]), 5) + await asyncio.wait_for(in_io(sum, [3]), 5)
+assert asyncio.run(one()) == 6            # the parent's job thread and an I/O thread are started, and wait for work
+pid = os.fork()
+if pid == 0:
+    try: os._exit(0 if asyncio.run(one()) == 6 else 1)
+    except BaseException: os._exit(2)     # the call waited 5 s for a thread that is not in this process
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+def test_job_threads_work_in_a_forked_child():
+    "A process forked from one that already ran jobs (a pre-forking server's workers) runs its sync tasks and its store calls in threads of its own."
+    r = subprocess.run([sys.executable, '-c', FORK_THREADS], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
+
 def test_a_busy_logs_checkpoint_never_locks_out_the_event_loop(tmp_path):
     """Past WAL_LIMIT the store checkpoints its log from a thread of its own while the event loop's no-wait writes go on.
     A reader holding an old snapshot (a long dashboard query) must not turn that checkpoint into a lock on writers:
