@@ -27,7 +27,7 @@ ROOT = HERE.parent
 from noise import noise, SLOW  # bench/noise.py, beside this script
 from cpu_pg import cpu  # a process's CPU seconds, from /proc
 SYSTEMS = ['fh_sqlite_sync', 'fh_sqlite_async', 'fh_sqlite_sched', 'fh_sqlite_sched_sync', 'huey_sqlite', 'huey_sqlite_full', 'sqlite3_bare', 'sqlite3_table',
-           'sqlite3_table_thread', 'fh_pg', 'fh_pg_1w', 'fh_pg_floor', 'fh_pg_min',
+           'sqlite3_table_thread', 'sqlite3_table_batch', 'sqlite3_table_batch_thread', 'fh_pg', 'fh_pg_1w', 'fh_pg_floor', 'fh_pg_min',
            'pgqueuer', 'procrastinate', 'psycopg_raw', 'route']
 PEERS = ['fh-saas', 'huey', 'pgqueuer', 'procrastinate', 'psycopg', 'psycopg-pool', 'python-fasthtml', 'starlette',
          'uvicorn', 'httpx']
@@ -172,15 +172,18 @@ def floors(m, runs=None):
     L = []
     if g('sqlite3_table', 'e2e') or g('sqlite3_table_thread', 'e2e'):
         L += ["", "## The floors under the SQLite targets", "",
-              "A floor is a bare loop with no fh-saas code, making fh-saas's three writes on fh-saas's table "
-              "(`sqlite3_table`), and handing the task to a thread and back as a sync task needs (`sqlite3_table_thread`). "
-              "A target above its floor cannot be met by any runner that keeps fh-saas's rows and makes those three "
-              "commits a job, as the `bg_task` path does; the in-app scheduler claims several jobs in one statement and "
-              "writes the ends of those that end together in one commit, so its drain is not bound by them. "
+              "A floor is a bare loop with no fh-saas code on fh-saas's table. Under the `bg_task` path, fh-saas's three "
+              "writes a job (`sqlite3_table`), and the same handing the task to a thread and back as a sync task needs "
+              "(`sqlite3_table_thread`): a target above them cannot be met by any runner that keeps fh-saas's rows and "
+              "commits each job's states one by one. Under the in-app scheduler, its own claim of up to 7 jobs and "
+              "its grouped finish (`sqlite3_table_batch`), the tasks handed to threads for a sync task "
+              "(`sqlite3_table_batch_thread`): jobs submitted one at a time are claimed one at a time there too. "
               "All figures in jobs/s.", "",
               "| path | measure | its floor | 0.40 x bare loop | 2 x Huey as shipped | 2 x Huey (WAL + NORMAL) |",
               "|---|---|---:|---:|---:|---:|"]
-        for path, fl in (('async task', 'sqlite3_table'), ('sync task', 'sqlite3_table_thread')):
+        for path, fl in (('async task, `bg_task` path', 'sqlite3_table'), ('sync task, `bg_task` path', 'sqlite3_table_thread'),
+                         ('async task, in-app scheduler', 'sqlite3_table_batch'),
+                         ('sync task, in-app scheduler', 'sqlite3_table_batch_thread')):
             for k, what in (('e2e', 'end to end'), ('drain', 'drain')):
                 L.append(f"| {path} | {what} | {f(g(fl, k))} | {f(g('sqlite3_bare', k), 0.4)} | "
                          f"{f(g('huey_sqlite_full', k), 2)} | {f(g('huey_sqlite', k), 2)} |")

@@ -243,8 +243,10 @@ def test_5_sync_timeout_no_overlap_bounded_threads(host, tmp_path):
     srv = app_server(host, tmp_path, CONCURRENCY=conc)
     try:
         cli = httpx.Client(base_url=srv.url, timeout=10)
-        base = cli.get('/threads').json()['active']
         m = manager(host)
+        warm = submit(m, ft.f_sleep, s=0, tag='warm')   # the app's connection pools and I/O thread exist before the count
+        wait_for(lambda: m.get_job(warm).status == 'completed', 30, msg='the warm-up job')
+        base = cli.get('/threads').json()['active']
         ids = [submit(m, ft.f_sleep if k < 4 else ft.f_sleep_then_check, max_retries=1, timeout=0.5, s=3, tag=str(k))
                for k in range(8)]
         samples, end = [], time.time() + 45

@@ -1,0 +1,49 @@
+"""The floor under the in-app scheduler's drain on SQLite: fh-saas's own claim statement (`JobStore.claim_due`'s,
+up to 7 jobs at a time, what the scheduler's default `concurrency` of 8 lets one tenant take) and its grouped
+finish (`finish_many`'s: one transaction, one guarded `UPDATE` a job), sent by a bare stdlib `sqlite3` loop on
+fh-saas's table, with no scheduler and no runner; each claimed no-op runs in the loop itself. WAL + synchronous
+NORMAL, SQLite's own checkpoints. What any runner sending the scheduler's statements at its default concurrency
+would spend on SQLite alone. Jobs submitted one at a time are claimed one at a time, as by the scheduler."""
+import sqlite3, time
+from fh_saas.db_host import gen_id
+from fh_saas.store import JobStore, _CLAIM_SET, _STILL_PENDING, _RUN_COLS, _FINISH, _finish_args, _now_row
+from systems import sqlite3_table
+
+LABEL = "bare sqlite3 loop on fh-saas's table, the scheduler's grouped claims and finishes"
+BACKEND, PROCESS = 'sqlite', False
+BATCH = 7
+CLAIM = (f"UPDATE tenant_jobs SET {_CLAIM_SET} WHERE "
+         + JobStore.pick.format(f"SELECT id FROM tenant_jobs WHERE {JobStore.due} LIMIT :n")
+         + f" AND {_STILL_PENDING} RETURNING {_RUN_COLS}")
+
+
+class System(sqlite3_table.System):
+    async def setup(self, where):
+        await super().setup(where)
+        self.db.row_factory = sqlite3.Row
+
+    async def run_tasks(self, n):
+        for _ in range(n): sqlite3_table.noop()
+
+    async def _drain(self):
+        "Claim up to BATCH due jobs, run them, end them in one transaction; again until none is due."
+        while True:
+            t = time.time()
+            rows = self.db.execute(CLAIM, dict(_now_row(t), lease=t + 60, worker='bench', n=BATCH, claim=gen_id())).fetchall()
+            if not rows: return
+            await self.run_tasks(len(rows))
+            e = time.time()
+            self.db.execute('BEGIN IMMEDIATE')
+            for r in rows: assert self.db.execute(_FINISH, _finish_args(r['id'], r['attempt'], 'completed', e, 'null')).fetchall()
+            self.db.execute('COMMIT')
+            for r in rows: self.times[r['id']] = (t, e)
+
+    async def start(self):
+        self.running = True
+        await self._drain()
+
+    async def submit(self):
+        jid, t = gen_id(), time.time()
+        self.db.execute(sqlite3_table.INSERT, (jid, sqlite3_table.timestamp(t), t, sqlite3_table.timestamp(t)))
+        if self.running: await self._drain()
+        return jid
