@@ -27,14 +27,14 @@ class JobThreads:
                  name:str='fh-saas-job', # the threads' name prefix
                 ):
         if not isinstance(n, int) or n < 1: raise ValueError(f"job threads must be a positive int, not {n!r}")
-        self.n = self.free = n
-        self.name, self.lock, self.waiters = name, threading.Lock(), collections.deque()
+        self.n, self.name = n, name
         self._forked()
-        me = weakref.ref(self)  # a forked child has none of its parent's threads: it starts its own
+        me = weakref.ref(self)  # a forked child has none of its parent's jobs and threads: it starts afresh
         os.register_at_fork(after_in_child=lambda: (t := me()) is not None and t._forked())
 
     def _forked(self):
-        "No threads yet, an empty queue: how the threads start, in a new process or in a forked child."
+        "Every slot free, no thread yet, new locks: how the threads start, in a new process or in a forked child."
+        self.free, self.lock, self.waiters = self.n, threading.Lock(), collections.deque()
         self.threads, self.work, self.idle = [], queue.SimpleQueue(), threading.Semaphore(0)
 
     def take(self,
@@ -75,9 +75,11 @@ class JobThreads:
         "Run `fn(*args)` in one of these threads (the caller holds a slot, so one is free); a future of its result."
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
-        if not self.idle.acquire(blocking=False) and len(self.threads) < self.n:  # none waiting for work: one more
-            t = threading.Thread(target=self._serve, name=f"{self.name}_{len(self.threads)}", daemon=True)
-            self.threads.append(t); t.start()
+        if not self.idle.acquire(blocking=False):  # none waiting for work: one more thread, up to `n`
+            with self.lock:
+                if len(self.threads) < self.n:
+                    t = threading.Thread(target=self._serve, name=f"{self.name}_{len(self.threads)}", daemon=True)
+                    self.threads.append(t); t.start()
         self.work.put((loop, fut, fn, args))
         return fut
 

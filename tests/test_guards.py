@@ -328,9 +328,10 @@ from fh_saas.runner import JobThreads, in_io
 jt = JobThreads(1)
 async def one(): return await asyncio.wait_for(jt.run(sum, [1, 2]), 5) + await asyncio.wait_for(in_io(sum, [3]), 5)
 assert asyncio.run(one()) == 6            # the parent's job thread and an I/O thread are started, and wait for work
+assert jt.take(1) == 1                    # and the parent's one slot is taken by a job of its own
 pid = os.fork()
 if pid == 0:
-    try: os._exit(0 if asyncio.run(one()) == 6 else 1)
+    try: os._exit(0 if jt.free == 1 and asyncio.run(one()) == 6 else 1)   # none of the parent's jobs is here
     except BaseException: os._exit(2)     # the call waited 5 s for a thread that is not in this process
 _, status = os.waitpid(pid, 0)
 sys.exit(os.waitstatus_to_exitcode(status))
