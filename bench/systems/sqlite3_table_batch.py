@@ -38,12 +38,8 @@ class System(sqlite3_table.System):
             self.db.execute('COMMIT')
             for r in rows: self.times[r['id']] = (t, e)
 
+    async def _run(self, jid): await self._drain()  # a job submitted while the consumer runs: claimed with any other due
+
     async def start(self):
         self.running = True
         await self._drain()
-
-    async def submit(self):
-        jid, t = gen_id(), time.time()
-        self.db.execute(sqlite3_table.INSERT, (jid, sqlite3_table.timestamp(t), t, sqlite3_table.timestamp(t)))
-        if self.running: await self._drain()
-        return jid

@@ -9,9 +9,11 @@ BACKEND, PROCESS = 'sqlite', False
 
 
 class System(sqlite3_table.System):
+    threads = 4  # the pool's size
+
     async def setup(self, where):
         await super().setup(where)
-        self.pool = ThreadPoolExecutor(4)
+        self.pool = ThreadPoolExecutor(self.threads)
 
     async def run_task(self): await asyncio.get_running_loop().run_in_executor(self.pool, sqlite3_table.noop)
 
