@@ -6,7 +6,7 @@ Docs: https://fh-saas.github.io/fh-saas/runner.html.md"""
 
 # %% ../nbs/03_runner.ipynb #7b0c3d04
 from __future__ import annotations
-import os, json, time, asyncio, threading, traceback, inspect, collections, weakref, queue
+import os, json, time, asyncio, threading, traceback, inspect, collections, contextlib, weakref, queue
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -63,6 +63,7 @@ class JobThreads:
         "Give back `k` slots and wake as many waiters."
         with self.lock:
             self.free += k
+            if not self.waiters: return  # the common case: no one waits
             ws = [self.waiters.popleft() for _ in range(min(k, len(self.waiters)))]
         for loop, fut in ws:
             try: loop.call_soon_threadsafe(lambda f=fut: f.done() or f.set_result(None))
@@ -558,7 +559,7 @@ async def run_claimed(self:Runner,
     ctx = self._start(row)
     try:
         fn, kwargs, out = self._prepare(row)
-        if out is None and not is_async_task(fn): return await self._run_sync(fn, kwargs, ctx, row)
+        if out is None and not is_async_task(fn): return await self._run_sync(fn, kwargs, ctx, row, shield)
         if out is None:
             try: out = await call_async(fn, kwargs, ctx, row['timeout'])
             except asyncio.CancelledError:  # the runner is stopping: hand the attempt back
@@ -573,10 +574,12 @@ async def run_claimed(self:Runner,
     finally: self._end(ctx)
 
 @patch
-async def _run_sync(self:Runner, fn:Callable, kwargs:dict, ctx:JobContext, row:dict) -> tuple:
+async def _run_sync(self:Runner, fn:Callable, kwargs:dict, ctx:JobContext, row:dict, shield:bool=True) -> tuple:
     "Run a sync task and record its outcome in a job thread; wait for that thread whatever happens (timeout, shutdown)."
     fut = self.threads.run(self._attempt_sync, fn, kwargs, ctx, row)
-    with anyio.CancelScope(shield=True):  # a thread that still runs is still running: its job stays ours until it ends
+    # a thread that still runs is still running: its job stays ours until it ends. A caller that never cancels
+    # (`shield=False`) needs no scope to hold a cancel off, unless the attempt has a timeout to wait out
+    with anyio.CancelScope(shield=True) if shield or row['timeout'] else contextlib.nullcontext():
         if row['timeout']:
             with anyio.move_on_after(row['timeout']): await asyncio.shield(fut)
             if not fut.done():

@@ -456,15 +456,15 @@ async def _set_idle(self:Scheduler, idle:bool):
 @patch
 def _spawn(self:Scheduler, st:JobStore, row:dict):
     "Run a claimed job in a task of its own: a plain asyncio task (an anyio task and its cancel scopes cost about a third of the loop's CPU a job)."
-    t = asyncio.get_running_loop().create_task(self._run(st, row))
-    self._tasks.add(t); t.add_done_callback(self._tasks.discard)
+    self._tasks.add(self._loop.create_task(self._run(st, row)))  # `_run` takes it out when it ends: no done callback a job
 
 @patch
 async def _stop_jobs(self:Scheduler):
     "Stop every job still running (a sync one at its `check_cancelled()`, an async one now) and wait until each is handed back or recorded."
     for r in list(self.runners.values()): r.stop_all()
     with anyio.CancelScope(shield=True):  # a thread that still runs is still running: its job is ours until it ends
-        while self._tasks: await asyncio.wait(set(self._tasks))
+        while left := {t for t in self._tasks if not t.done()}: await asyncio.wait(left)
+        self._tasks.clear()  # with any task cancelled before it began (its `_run` never ran to take it out)
 
 @patch
 async def _run(self:Scheduler, st:JobStore, row:dict):
@@ -476,6 +476,7 @@ async def _run(self:Scheduler, st:JobStore, row:dict):
             self.next[st] = run_at if self.next.get(st) is None else min(self.next[st], run_at)
     except Exception: log.exception("scheduler: running job %s failed", row['id'])
     finally:
+        self._tasks.discard(asyncio.current_task())
         self.threads.give(1)
         self.active.pop((st, row['id']), None)
         self.busy[st] = self.busy.get(st, 1) - 1
@@ -512,7 +513,7 @@ async def serve(self:Scheduler,
                 log.warning("scheduler: %s: %s; retrying in 1 s", type(e).__name__, e)
                 self.stats['errors'] = self.stats.get('errors', 0) + 1
                 next_scan = time.monotonic() + 1.0
-                with anyio.move_on_after(1.0): await self._event.wait()
+                await self._nap(1.0)
                 self._event.clear(); continue
             if self._stopping: break
             waits = [next_scan - time.monotonic(), next_tick - time.monotonic()] + ([0] if self._unseen or self._bursting else [])
@@ -521,7 +522,7 @@ async def serve(self:Scheduler,
                 waits += [t - now for s, t in self.next.items() if t is not None
                           and self.busy.get(s, 0) < self.tenant_slots]
                 if self.woken: waits.append(0)
-            with anyio.move_on_after(max(0.0, min(waits))): await self._event.wait()
+            await self._nap(min(waits))
             self._event.clear()
         await self._leave_idle()  # first: wake-ups for the jobs it hands back go to a worker that stays
         with anyio.move_on_after(self.grace):
@@ -529,6 +530,14 @@ async def serve(self:Scheduler,
     finally:
         await self._stop_jobs()  # handed back, each of them; also when cancelled from outside: nothing of ours runs on after this
         await self._hand_back()
+
+@patch
+async def _nap(self:Scheduler, seconds:float):
+    "Wait until woken (`wake`, a job ending) or `seconds` have passed; with none, only let the loop's other work run."
+    if seconds <= 0: return await asyncio.sleep(0)
+    h = self._loop.call_later(seconds, self._event.set)  # a timer that wakes it: a cancel scope on every wake cost more
+    try: await self._event.wait()
+    finally: h.cancel()
 
 @patch
 async def _leave_idle(self:Scheduler):

@@ -8,7 +8,7 @@ import asyncio, logging, os, subprocess, sys, threading, time
 from pathlib import Path
 import anyio, pytest
 from conftest import ROOT, Clock
-from fh_saas.db_host import gen_id, timestamp
+from fh_saas.db_host import gen_id, timestamp, SqliteHost
 from fh_saas.jobs import retry_delay, worker_id, pid_gone
 from fh_saas.scheduler import Scheduler
 from fh_saas.store import JobStore, WAL_LIMIT
@@ -560,3 +560,21 @@ def test_a_scheduler_cancelled_from_outside_stops_its_jobs_before_it_returns(hos
     assert not ended, "the job's task ran on after the scheduler had stopped"
     j = m.get_job(i)
     assert (j.status, j.retry_count) == ('pending', 0)   # handed back, no retry counted
+
+def test_a_schedulers_job_tasks_are_let_go_and_never_hold_up_its_stop(tmp_path):
+    "Each job's task leaves the scheduler when its job ends (it takes itself out), and a task that never began (cancelled before its first step, so it could not) does not keep the stop waiting."
+    host = SqliteHost(tmp_path)   # the scheduler's own bookkeeping: the same on either backend
+    m = BackgroundTaskManager(host.create('acme'), run_here=False)
+    ids = [m.submit('add', add, a=1, b=i)[0] for i in range(20)]
+    sched, kept, stopped = Scheduler(host, poll=0.1, schedules=(), task_modules=[__name__]), [], threading.Event()
+    async def go():
+        async with sched.running():
+            await wait_async(lambda: all(m.get_job(i).status == 'completed' for i in ids), timeout=10)
+            await anyio.sleep(0.05)
+            kept.append(len(sched._tasks))
+            never = asyncio.get_running_loop().create_task(asyncio.sleep(30)); never.cancel()
+            sched._tasks.add(never)   # as a job's task cancelled before its first step: its `_run` never ran to take it out
+        stopped.set()
+    t = threading.Thread(target=anyio.run, args=(go,), daemon=True); t.start(); t.join(5)
+    assert kept == [0], f"{kept} tasks of ended jobs kept by the scheduler"
+    assert stopped.is_set(), "the scheduler's stop kept waiting for a task that never began"
