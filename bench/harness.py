@@ -26,7 +26,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 from noise import noise, SLOW  # bench/noise.py, beside this script
 from cpu_pg import cpu  # a process's CPU seconds, from /proc
-SYSTEMS = ['fh_sqlite_sync', 'fh_sqlite_async', 'fh_sqlite_sched', 'fh_sqlite_sched_sync', 'huey_sqlite', 'huey_sqlite_full', 'sqlite3_bare', 'sqlite3_table',
+SYSTEMS = ['fh_sqlite_sync', 'fh_sqlite_async', 'fh_sqlite_sched', 'fh_sqlite_sched_sync', 'fh_sqlite_sched_uvloop',
+           'fh_sqlite_sched_sync_uvloop', 'huey_sqlite', 'huey_sqlite_full', 'sqlite3_bare', 'sqlite3_table',
            'sqlite3_table_thread', 'sqlite3_table_batch', 'sqlite3_table_batch_thread', 'fh_pg', 'fh_pg_1w', 'fh_pg_floor', 'fh_pg_min',
            'pgqueuer', 'procrastinate', 'psycopg_raw', 'route']
 PEERS = ['fh-saas', 'huey', 'pgqueuer', 'procrastinate', 'psycopg', 'psycopg-pool', 'python-fasthtml', 'starlette',
@@ -96,6 +97,13 @@ async def latency(s, n):
     return dict(p50=pct(ms, 50), p99=pct(ms, 99), submit_p50=pct(calls, 50), submit_p99=pct(calls, 99))
 
 
+def arun(mod, coro):
+    "Run `coro` on the system's event loop: asyncio's own, or uvloop where the system says so (`LOOP = 'uvloop'`)."
+    if getattr(mod, 'LOOP', 'asyncio') == 'asyncio': return asyncio.run(coro)
+    import uvloop  # installed with python-fasthtml (uvicorn[standard])
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as r: return r.run(coro)
+
+
 def fresh(mod, pg_url, tag):
     "A fresh empty directory, or a fresh database on the server (its URL)."
     if mod.BACKEND == 'sqlite':
@@ -123,7 +131,7 @@ def child(name, pg_url, n, lat_n, quick):
                 await s.setup(fresh(mod, pg_url, phase))
                 try: return await run(s)
                 finally: await s.stop()
-            out.update(asyncio.run(go()))
+            out.update(arun(mod, go()))
     print(json.dumps(out))
 
 
@@ -155,7 +163,9 @@ def ratio_rows(m):
                                ('sqlite3_bare', 'bare sqlite3 loop', '>= 0.40')):
         for s, task in (('fh_sqlite_sync', 'sync task'), ('fh_sqlite_async', 'async task'),
                         ('fh_sqlite_sched', 'async task, in-app scheduler'),
-                        ('fh_sqlite_sched_sync', 'sync task, in-app scheduler')):
+                        ('fh_sqlite_sched_sync', 'sync task, in-app scheduler'),
+                        ('fh_sqlite_sched_uvloop', 'async task, in-app scheduler on uvloop'),
+                        ('fh_sqlite_sched_sync_uvloop', 'sync task, in-app scheduler on uvloop')):
             rows.append((f"fh-saas SQLite, {task} / {what}: end to end, drain", target,
                          [div(g(s, k), g(peer, k)) for k in ('e2e', 'drain')]))
     rows.append(('fh-saas PG, 2 workers: p99 latency (ms)', '<= 5', [g('fh_pg', 'p99')]))

@@ -2,7 +2,8 @@
 (`fast_app(lifespan=scheduler.lifespan)`, the demo's set-up, default settings): `submit`, then its `bg_task`
 awaited (with a scheduler in the app it only wakes it), then the loop is free, as it is between requests. The
 scheduler claims the due jobs and runs them on the event loop, an async task, several at once. Times are what the
-runner tells its outcome hooks: when an attempt started, and when its outcome was written."""
+runner tells its outcome hooks: when an attempt started, and when its outcome was written. It runs on asyncio's own
+event loop; `fh_sqlite_sched_uvloop.py` runs it on uvloop, the loop uvicorn serves a FastHTML app on."""
 import asyncio, time
 from contextlib import AsyncExitStack
 from fh_saas.db_host import SqliteHost
