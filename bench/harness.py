@@ -97,9 +97,9 @@ async def latency(s, n):
     return dict(p50=pct(ms, 50), p99=pct(ms, 99), submit_p50=pct(calls, 50), submit_p99=pct(calls, 99))
 
 
-def arun(mod, coro):
-    "Run `coro` on the system's event loop: asyncio's own, or uvloop where the system says so (`LOOP = 'uvloop'`)."
-    if getattr(mod, 'LOOP', 'asyncio') == 'asyncio': return asyncio.run(coro)
+def arun(loop, coro):
+    "Run `coro` on event loop `loop`: `asyncio` (its own) or `uvloop` (a system says which with `LOOP = 'uvloop'`)."
+    if loop == 'asyncio': return asyncio.run(coro)
     import uvloop  # installed with python-fasthtml (uvicorn[standard])
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as r: return r.run(coro)
 
@@ -131,7 +131,7 @@ def child(name, pg_url, n, lat_n, quick):
                 await s.setup(fresh(mod, pg_url, phase))
                 try: return await run(s)
                 finally: await s.stop()
-            out.update(arun(mod, go()))
+            out.update(arun(getattr(mod, 'LOOP', 'asyncio'), go()))
     print(json.dumps(out))
 
 

@@ -76,10 +76,8 @@ async def drain(layer: str, n: int) -> float:
 
 
 def child(layer: str, loop: str, n: int):
-    if loop == 'uvloop':
-        import uvloop
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as r: print(json.dumps(r.run(drain(layer, n))))
-    else: print(json.dumps(asyncio.run(drain(layer, n))))
+    from harness import arun  # bench/harness.py, beside this script: how a system runs on either loop
+    print(json.dumps(arun(loop, drain(layer, n))))
 
 
 def main():

@@ -578,8 +578,8 @@ async def _run_sync(self:Runner, fn:Callable, kwargs:dict, ctx:JobContext, row:d
     "Run a sync task and record its outcome in a job thread; wait for that thread whatever happens (timeout, shutdown)."
     fut = self.threads.run(self._attempt_sync, fn, kwargs, ctx, row)
     # a thread that still runs is still running: its job stays ours until it ends. A caller that never cancels
-    # (`shield=False`) needs no scope to hold a cancel off, unless the attempt has a timeout to wait out
-    with anyio.CancelScope(shield=True) if shield or row['timeout'] else contextlib.nullcontext():
+    # (`shield=False`) needs no scope to hold a cancel off
+    with anyio.CancelScope(shield=True) if shield else contextlib.nullcontext():
         if row['timeout']:
             with anyio.move_on_after(row['timeout']): await asyncio.shield(fut)
             if not fut.done():

@@ -578,3 +578,15 @@ def test_a_schedulers_job_tasks_are_let_go_and_never_hold_up_its_stop(tmp_path):
     t = threading.Thread(target=anyio.run, args=(go,), daemon=True); t.start(); t.join(5)
     assert kept == [0], f"{kept} tasks of ended jobs kept by the scheduler"
     assert stopped.is_set(), "the scheduler's stop kept waiting for a task that never began"
+
+def nap(s: float):
+    time.sleep(s); return 'rested'
+
+def test_a_cancelled_caller_still_waits_for_its_sync_jobs_thread(tmp_path):
+    "A response's background task cancelled (the server stopping) while its sync job's thread runs: the job stays held until the thread ends, and its outcome is written."
+    m = BackgroundTaskManager(f"sqlite:///{tmp_path / 'a.db'}", create=True)
+    i, bg = m.submit('nap', nap, s=0.5)
+    async def go():
+        with anyio.move_on_after(0.1): await bg()   # cancelled while the thread sleeps
+        return m.get_job(i).status
+    assert anyio.run(go) == 'completed'
