@@ -19,11 +19,17 @@ G, P, S = 'tests/test_guards.py::', 'tests/test_promises.py::', 'tests/test_secu
 # (name, file, exact text, replacement, tests that must fail). Tests parametrized over `host` run on both backends.
 MUTANTS = [
     ('finish ignores the attempt', 'store.py',
-     '''updated_at = :now_s "
-           + _GUARD + " RETURNING status")''', '''updated_at = :now_s "
-           + _GUARD.replace(' AND attempt = :attempt', '') + " RETURNING status")''', [G + 'test_a_stale_attempt_cannot_finish']),
+     '''_ENDS + _GUARD + " AND cancel_requested = 0"''',
+     '''_ENDS + _GUARD.replace(' AND attempt = :attempt', '') + " AND cancel_requested = 0"''',
+     [G + 'test_a_stale_attempt_cannot_finish']),
+    ("finish's sticky write ignores the attempt", 'store.py',
+     '''_ENDS + _GUARD + " RETURNING status"''', '''_ENDS + _GUARD.replace(' AND attempt = :attempt', '') + " RETURNING status"''',
+     [G + 'test_a_stale_attempt_cannot_finish_a_job_whose_cancel_was_asked']),
+    ('a finish over a cancel writes its own status', 'store.py',
+     '''_ENDS + _GUARD + " AND cancel_requested = 0"''', "_ENDS + _GUARD",
+     [G + 'test_cancel_is_sticky_over_a_retry_and_a_finish']),
     ('a grouped finish reports a stale attempt as written (SQLite)', 'store.py',
-     "out.append(rows[0]['status'] if rows else None)", "out.append(rows[0]['status'] if rows else e['status'])",
+     "return next((r['status'] for r in q(_FINISH, a)), None)", "return next((r['status'] for r in q(_FINISH, a)), a['status'])",
      [G + 'test_a_stale_attempt_cannot_finish']),
     ('a grouped finish the database refused is taken for a stale attempt (SQLite)', 'store.py',
      "if not fut.done(): fut.set_exception(exc)", "if not fut.done(): fut.set_result(None)",

@@ -288,10 +288,10 @@ class PgJobStore(JobStore):
 
     @contextmanager
     def _tx(self):
-        "One transaction holding this tenant's advisory lock, so claims that count running jobs do not race."
+        "One transaction holding this tenant's advisory lock, so claims that count running jobs do not race; yields `q(sql, args)` as SQLite's `_tx` does."
         with pool_for(self.conninfo, claims=True).connection(timeout=2) as c, c.transaction():  # a claim's planner
             c.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [self.schema])
-            yield lambda sql, args=None: (lambda cur: cur.fetchall() if cur.description else [])(c.execute(self._sql(sql), args or {}))
+            yield lambda sql, args=None: (lambda cur: cur.fetchall() if cur.description else cur.rowcount)(c.execute(self._sql(sql), args or {}))
 
     @property
     def inline_ok(self) -> bool: return False  # a round trip to a server: never on the event loop

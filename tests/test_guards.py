@@ -54,6 +54,19 @@ def test_a_stale_attempt_cannot_finish(host):
     assert (j['status'], j['attempt'], j['result']) == ('running', 2, None)
     assert (st.get(k)['status'], st.get(k)['result']) == ('completed', '3')
 
+def test_a_stale_attempt_cannot_finish_a_job_whose_cancel_was_asked(host):
+    "The write a finish falls back to when a cancel was asked (sticky, `cancelled`) is guarded by the attempt too."
+    st = BackgroundTaskManager(host.create('acme')).store
+    i, now = second_attempt(st)
+    assert st.cancel(i, now) == 'running'   # asked of attempt 2, which still runs
+    assert st.finish(i, 1, 'completed', now, result='9') is None    # attempt 1's late outcome, alone
+    async def grouped():  # and in a group with a current attempt, as the scheduler writes them
+        k = row(st); kept = st.claim(k, now, 30, 'w3')['attempt']
+        return await asyncio.gather(st.finish_soon(i, 1, 'failed', now), st.finish_soon(k, kept, 'completed', now))
+    assert anyio.run(grouped) == [None, 'completed']
+    j = st.get(i)
+    assert (j['status'], j['attempt'], j['result'], j['completed_at']) == ('running', 2, None, None)
+
 def test_a_stale_attempt_cannot_reschedule_renew_or_release(host):
     st = BackgroundTaskManager(host.create('acme')).store
     i, now = second_attempt(st)

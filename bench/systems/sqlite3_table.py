@@ -1,5 +1,5 @@
 """The floor on fh-saas's own table: a bare stdlib `sqlite3` loop, no fh-saas code on the path, making the three
-committed writes fh-saas's `bg_task` path makes (insert pending, claim by id, finish, each with its RETURNING) on
+committed writes fh-saas's `bg_task` path makes (insert pending, claim by id with its RETURNING, finish) on
 fh-saas's schema (text ids, the indexes the dashboard, claims and idempotency keys need), WAL + synchronous NORMAL.
 What any job runner keeping fh-saas's rows would spend in SQLite alone. The task runs in the submitting coroutine."""
 import sqlite3, time
@@ -16,7 +16,7 @@ CLAIM = ("UPDATE tenant_jobs SET status = 'running', attempt = attempt + 1, star
          "worker = 'bench', claim_id = ?, updated_at = ? WHERE id = ? AND status = 'pending' AND run_at <= ? "
          "AND cancel_requested = 0 RETURNING id, payload, attempt, timeout")
 DONE = ("UPDATE tenant_jobs SET status = 'completed', result = 'null', completed_at = ?, lease_until = NULL, "
-        "progress = 1.0, updated_at = ? WHERE id = ? AND status = 'running' AND attempt = ? RETURNING status")
+        "progress = 1.0, updated_at = ? WHERE id = ? AND status = 'running' AND attempt = ? AND cancel_requested = 0")
 
 
 def noop(): return None
@@ -36,7 +36,7 @@ class System:
         (_, _, attempt, _), = self.db.execute(CLAIM, (ts, t + 60, gen_id(), ts, jid, t)).fetchall()
         await self.run_task()
         e = time.time(); es = timestamp(e)
-        assert self.db.execute(DONE, (es, es, jid, attempt)).fetchall()
+        assert self.db.execute(DONE, (es, es, jid, attempt)).rowcount == 1
         self.times[jid] = (t, e)
 
     async def start(self):

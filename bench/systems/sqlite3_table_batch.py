@@ -1,12 +1,12 @@
 """The floor under the in-app scheduler's drain on SQLite: fh-saas's own claim statement (`JobStore.claim_due`'s,
 up to 7 jobs at a time, what the scheduler's default `concurrency` of 8 lets one tenant take) and its grouped
-finish (`finish_many`'s: one transaction, one guarded `UPDATE` a job), sent by a bare stdlib `sqlite3` loop on
+finish (`finish_many`'s: one transaction, one guarded `UPDATE` a job, the usual case's `_FINISH_QUICK`), sent by a bare stdlib `sqlite3` loop on
 fh-saas's table, with no scheduler and no runner; each claimed no-op runs in the loop itself. WAL + synchronous
 NORMAL, SQLite's own checkpoints. What any runner sending the scheduler's statements at its default concurrency
 would spend on SQLite alone. Jobs submitted one at a time are claimed one at a time, as by the scheduler."""
 import sqlite3, time
 from fh_saas.db_host import gen_id
-from fh_saas.store import JobStore, _CLAIM_SET, _STILL_PENDING, _RUN_COLS, _FINISH, _finish_args, _now_row
+from fh_saas.store import JobStore, _CLAIM_SET, _STILL_PENDING, _RUN_COLS, _FINISH_QUICK, _finish_args, _now_row
 from systems import sqlite3_table
 
 LABEL = "bare sqlite3 loop on fh-saas's table, the scheduler's grouped claims and finishes"
@@ -34,7 +34,7 @@ class System(sqlite3_table.System):
             await self.run_tasks(len(rows))
             e = time.time()
             self.db.execute('BEGIN IMMEDIATE')
-            for r in rows: assert self.db.execute(_FINISH, _finish_args(r['id'], r['attempt'], 'completed', e, 'null')).fetchall()
+            for r in rows: assert self.db.execute(_FINISH_QUICK, _finish_args(r['id'], r['attempt'], 'completed', e, 'null')).rowcount == 1
             self.db.execute('COMMIT')
             for r in rows: self.times[r['id']] = (t, e)
 
