@@ -18,13 +18,15 @@ from .runner import Runner, JobThreads, in_io
 _all_ = ['pid_gone', 'LeaseExpired']
 
 # %% auto #0
-__all__ = ['LOOK_CHUNK', 'NET_SHARE', 'NET_BURST', 'Scheduler', 'pid_gone', 'LeaseExpired']
+__all__ = ['LOOK_CHUNK', 'NET_SHARE', 'REFILL_TENANTS', 'NET_BURST', 'Scheduler', 'pid_gone', 'LeaseExpired']
 
 # %% ../nbs/05_scheduler.ipynb #72d8d18c
 #: seconds of first looks per round of the loop while tenants wait for theirs (the loop dispatches between rounds)
 LOOK_CHUNK = 0.05
 #: the share of the time the safety net's looks may take; with many tenants, a round of it outlasts `full_scan`
 NET_SHARE = 0.01
+#: tenants served at most for a refill (`refill`): it walks every tenant's due time, which with many costs more than the commit it saves
+REFILL_TENANTS = 256
 #: seconds of safety-net looks at most in one burst: the files they open and close change the folder, which makes the
 #: next poll stat every file, so they come in bursts (chunks of `LOOK_CHUNK` with dispatches between), not at every poll
 NET_BURST = 0.5
@@ -72,7 +74,7 @@ class Scheduler:
         self.threads = JobThreads(concurrency)
         self.runners, self.next, self.sigs, self.woken, self.active, self.served = {}, {}, {}, set(), {}, {}
         self.busy, self.trouble, self.broken, self.lease_at, self._by_key = {}, {}, set(), {}, {}
-        self._turn, self._tasks = 0, set()  # the tasks of the jobs running here
+        self._turn, self._tasks, self._handed = 0, set(), set()  # the tasks of the jobs running here; see `refill`
         self.schedules, self._slots = schedules, {}   # (schedule name, tenant) -> the slot whose job was written
         self.stats = dict(runs=0, scans=0, queries=0, rescued=0)
         self._loop, self._event, self._stopping = None, None, False
@@ -454,6 +456,37 @@ async def _set_idle(self:Scheduler, idle:bool):
             on.pop(srv, None); log.warning("scheduler: idle list on %s: %s: %s", mask_url(srv), type(e).__name__, e)
 
 @patch
+def refill(self:Scheduler,
+           store:JobStore, # the store whose attempts end
+           loop, # the event loop they end on
+           ends:list[dict], # the ending attempts (`finish` arguments) whose runners still wait for the write
+          ) -> tuple|None:
+    "The claim to write with `ends` in one commit, `(now, lease, worker, n)`, when they are every job `store` runs here and no other tenant is due; else `None`."
+    if self._stopping or loop is not self._loop or self.tenant_limit is not None or self.threads.waiters: return None
+    r, now, busy = self.runners.get(store), self.clock(), self.busy.get(store, 0)
+    if r is None or not busy or (self.lease_at.get(store) or float('inf')) <= now: return None  # a rescue comes first
+    if (t := self.next.get(store)) is None or t > now: return None  # its last claim took all that was due
+    if sum((store, e['job_id']) in self.active for e in ends) != busy: return None  # some still run: dispatch decides
+    if len(self.next) > REFILL_TENANTS or self.woken - {store} or \
+       any(t is not None and t <= now for s, t in self.next.items() if s is not store):
+        return None  # another tenant is due: dispatch shares the slots
+    return now, r.lease, r.me, min(busy, self.tenant_slots)
+
+@patch
+def refilled(self:Scheduler,
+             store:JobStore, # the store
+             rows:list[dict], # the rows the claim of `refill` took, in the commit that ended `ends`
+             ends:list[dict], # the ended attempts `refill` was given
+            ):
+    "Start the jobs a refill claimed, each in the slot of an attempt that just ended (which then keeps it from the pool)."
+    for e, row in zip([e for e in ends if (store, e['job_id']) in self.active], rows):
+        self._handed.add((store, e['job_id']))
+        self.active[(store, row['id'])] = row['attempt']; self.busy[store] += 1
+        self._spawn(store, row)
+    self.stats['refills'] = self.stats.get('refills', 0) + 1
+    self._turn += 1; self.served[store] = self._turn  # fewer rows than slots: dispatch claims for the rest, finds none
+
+@patch
 def _spawn(self:Scheduler, st:JobStore, row:dict):
     "Run a claimed job in a task of its own: a plain asyncio task (an anyio task and its cancel scopes cost about a third of the loop's CPU a job)."
     self._tasks.add(self._loop.create_task(self._run(st, row)))  # `_run` takes it out when it ends: no done callback a job
@@ -477,7 +510,8 @@ async def _run(self:Scheduler, st:JobStore, row:dict):
     except Exception: log.exception("scheduler: running job %s failed", row['id'])
     finally:
         self._tasks.discard(asyncio.current_task())
-        self.threads.give(1)
+        if (st, row['id']) in self._handed: self._handed.discard((st, row['id']))  # its slot went to a refilled job
+        else: self.threads.give(1)
         self.active.pop((st, row['id']), None)
         self.busy[st] = self.busy.get(st, 1) - 1
         if self._event is not None: self._event.set()

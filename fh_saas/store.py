@@ -6,7 +6,7 @@ Docs: https://fh-saas.github.io/fh-saas/store.html.md"""
 
 # %% ../nbs/02_store.ipynb #6a0b2c04
 from __future__ import annotations
-import asyncio, os, re, json, sqlite3, threading
+import asyncio, functools, os, re, json, sqlite3, threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -18,7 +18,8 @@ from .db_host import timestamp, gen_id, mask_url
 from .jobs import SCHEMA, COLUMNS, MIGRATIONS, INDEXES, OLD_INDEXES, STATUSES, FINISHED, retry_delay
 
 # %% auto #0
-__all__ = ['MAX_IDLE', 'WAL_LIMIT', 'CHECK_WAL_EVERY', 'is_busy', 'JobStore', 'backend', 'store_for', 'forget', 'LeaseExpired']
+__all__ = ['MAX_IDLE', 'WAL_LIMIT', 'CHECK_WAL_EVERY', 'LATE_WAIT', 'is_busy', 'JobStore', 'backend', 'store_for', 'forget',
+           'LeaseExpired']
 
 # %% ../nbs/02_store.ipynb #6a0b2c07
 _PARAMS = re.compile(r'[\w.]+=[^/&]*(&[\w.]+=[^/&]*)*')
@@ -45,6 +46,7 @@ def _rows_or_count(cur) -> list[dict]|int:
 MAX_IDLE = int(os.environ.get('FH_SAAS_IDLE_CONNECTIONS', '64'))
 WAL_LIMIT = 4 * 1024 * 1024  #: bytes of write-ahead log past which a background checkpoint copies it into the database; at twice this, writers stand back until it restarts
 CHECK_WAL_EVERY = 64         #: statements between looks at the log's size
+LATE_WAIT = 0.5              #: seconds a group of ends the loop could not write waits for the lock in a thread; then each runner writes its own
 _idle_lru, _idle_lock = OrderedDict(), threading.Lock()  # every idle connection of the process, least recently used first
 _bg = ThreadPoolExecutor(1, thread_name_prefix='fh-saas-checkpoint')
 _NEEDED = set(COLUMNS) | set(re.findall(r'CREATE (?:UNIQUE )?INDEX IF NOT EXISTS (\w+)', SCHEMA + INDEXES))  # columns and indexes
@@ -345,13 +347,18 @@ def claim_due(self:JobStore,
               claim:str|None=None, # this claim's id (default: a new one)
              ) -> list[dict]:
     "Claim up to `n` due pending jobs, highest `priority` then earliest `run_at` first; at most `max_running` running."
-    pick = self.pick.format(f"SELECT id FROM tenant_jobs WHERE {self.due} LIMIT :n{self.skip_locked}")
-    sql = f"UPDATE tenant_jobs SET {_CLAIM_SET} WHERE {pick} AND {_STILL_PENDING} RETURNING {_RUN_COLS}"
-    args = dict(_now_row(now), lease=now+lease, worker=worker, n=n, claim=claim or gen_id())
+    sql, args = self._claim_due_sql(now, lease, worker, n, claim)
     if max_running is None: return self._exec_claim(sql, args, again=lambda: self.claimed(args['claim']) or None)
     with self._tx() as q:  # count and claim in one transaction that other claimers of this database wait for
         args['n'] = max(0, min(n, max_running - q("SELECT COUNT(*) AS n FROM tenant_jobs WHERE status = 'running'")[0]['n']))
         return q(sql, args) if args['n'] else []
+
+@patch
+def _claim_due_sql(self:JobStore, now:float, lease:float, worker:str, n:int, claim:str|None=None) -> tuple[str, dict]:
+    "The statement of `claim_due` (without `max_running`) and its parameters."
+    pick = self.pick.format(f"SELECT id FROM tenant_jobs WHERE {self.due} LIMIT :n{self.skip_locked}")
+    return (f"UPDATE tenant_jobs SET {_CLAIM_SET} WHERE {pick} AND {_STILL_PENDING} RETURNING {_RUN_COLS}",
+            dict(_now_row(now), lease=now+lease, worker=worker, n=n, claim=claim or gen_id()))
 
 @patch
 def claimed(self:JobStore,
@@ -608,6 +615,17 @@ def finish_many(self:JobStore,
     if len(ends) == 1: return [self.finish(**ends[0])]  # alone: its own statement commits it, no BEGIN and COMMIT
     with self._tx() as q: return [_end_in(q, e) for e in ends]
 
+@patch
+def finish_and_claim(self:JobStore,
+                     ends:list[dict], # each attempt's `finish` arguments by name, as for `finish_many`
+                     now:float, # the current time, epoch seconds
+                     lease:float, # seconds the new leases last
+                     worker:str, # who takes them (`worker_id()`)
+                     n:int, # at most this many jobs claimed
+                    ) -> tuple[list[str|None], list[dict]]:
+    "End several running attempts and claim up to `n` due jobs in the same transaction: `(statuses written, rows claimed)`."
+    with self._tx() as q: return [_end_in(q, e) for e in ends], q(*self._claim_due_sql(now, lease, worker, n))
+
 def _end_in(q:Callable, e:dict) -> str|None:
     "End one attempt (`finish`'s arguments `e`) inside the transaction `q` (`_tx`): the status written, or `None` if stale."
     a = _finish_args(**e)
@@ -637,12 +655,32 @@ async def finish_soon(self:JobStore,
 def _write_ending(self:JobStore, loop):
     "On the loop: write the attempts that ended in this turn with a no-wait write, or tell each why it was not written."
     group = self._ending.pop(loop, [])
+    ends, waiting = [e for e, _ in group], [e for e, fut in group if not fut.done()]
+    more = self.runner.refill(self, loop, waiting) if self.runner is not None else None  # the scheduler's next claim here
     try:
-        ok, written = self.inline(self.finish_many, [e for e, _ in group])
-        if not ok: raise sqlite3.OperationalError('database is locked')  # its runners write them from job threads
-    except Exception as exc:
+        ok, r = self.inline(self.finish_and_claim, ends, *more) if more else self.inline(self.finish_many, ends)
+    except Exception as exc: return self._written(group, None, exc)
+    if not ok:  # another writer holds the file, or its log outgrew its checkpoints: the group waits for it in a thread
+        try: t = loop.run_in_executor(None, functools.partial(self.inline, self.finish_many, ends, wait=LATE_WAIT))
+        except RuntimeError as exc: return self._written(group, None, exc)  # the loop is closing: its runners write them
+        return t.add_done_callback(functools.partial(self._written_late, group))
+    if more: self.runner.refilled(self, r[1], waiting)  # before the ended attempts go on: their slots pass to these
+    self._written(group, (True, r[0] if more else r))
+
+@patch
+def _written_late(self:JobStore, group:list, t:asyncio.Future):
+    "On the loop, when a group's write from a thread is done: `_written` with its answer."
+    try: done, exc = t.result(), None
+    except BaseException as e: done, exc = None, e
+    self._written(group, done, exc)
+
+@patch
+def _written(self:JobStore, group:list, done:tuple|None, exc:BaseException|None=None):
+    "On the loop: tell each attempt of `group` the status written for it (`done` is `inline`'s answer), or why it was not (its runner writes it alone)."
+    if exc is None and not done[0]: exc = sqlite3.OperationalError('database is locked')
+    if exc is not None:
         for _, fut in group:
             if not fut.done(): fut.set_exception(exc)
         return
-    for (_, fut), w in zip(group, written):
+    for (_, fut), w in zip(group, done[1]):
         if not fut.done(): fut.set_result(w)

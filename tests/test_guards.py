@@ -307,6 +307,38 @@ def test_attempts_ending_together_on_a_locked_database_are_each_recorded_once(tm
     assert {k: (j.status, j.attempt) for k, j in jobs.items()} == {k: ('failed' if k == 3 else 'completed', 1) for k in ids}
     assert [jobs[k].result for k in ids if k != 3] == [0, 1, 2, 4, 5] and 'three' in jobs[3].error
 
+def test_attempts_ending_together_while_a_short_lock_is_held_are_written_together_from_a_thread(tmp_path):
+    """The same six ends while another process holds the file for less than `LATE_WAIT`: the group waits for the lock
+    in a thread and is written there, each attempt with its own outcome, once, and told so to the outcome hooks."""
+    from fh_saas.db_host import SqliteHost
+    from fh_saas.store import LATE_WAIT
+    from fh_saas.runner import outcome_hooks
+    host = SqliteHost(tmp_path); GO.clear()
+    told = []
+    hook = lambda store, row, outcome, started, ended: told.append((row['id'], outcome))
+    m = BackgroundTaskManager(host.create('acme'), run_here=False)
+    ids = {k: m.submit('held', held, max_retries=0, n=k)[0] for k in range(6)}
+    async def go():
+        with anyio.fail_after(20):
+            async with Scheduler(host, concurrency=8, per_tenant=8, poll=0.1, task_modules=[__name__]).running():
+                await wait_async(lambda: m.count_jobs(status='running') == 6, timeout=5)
+                locker = subprocess.Popen([sys.executable, '-c', f"c = __import__('sqlite3').connect({str(host.path('acme'))!r}, "
+                                           "isolation_level=None); c.execute('BEGIN IMMEDIATE'); print('locked', flush=True); "
+                                           f"__import__('time').sleep({LATE_WAIT / 3}); c.execute('COMMIT')"], stdout=subprocess.PIPE, text=True)
+                try:
+                    assert locker.stdout.readline().strip() == 'locked'
+                    GO.set()
+                    await wait_async(lambda: m.count_jobs(status='running') == 0, timeout=LATE_WAIT * 4)
+                    await wait_async(lambda: len(told) == 6, timeout=2)
+                finally: locker.kill(); locker.wait()
+    outcome_hooks.append(hook)
+    try: anyio.run(go)
+    finally: outcome_hooks.remove(hook)
+    assert sorted(told) == sorted((i, 'failed' if k == 3 else 'completed') for k, i in ids.items())
+    jobs = {k: m.get_job(i) for k, i in ids.items()}
+    assert {k: (j.status, j.attempt) for k, j in jobs.items()} == {k: ('failed' if k == 3 else 'completed', 1) for k in ids}
+    assert [jobs[k].result for k in ids if k != 3] == [0, 1, 2, 4, 5] and 'three' in jobs[3].error
+
 # ------------------------------------------------------------------ storage faults and bounds
 def test_a_deleted_database_is_not_created_again(tmp_path):
     st = JobStore(f"sqlite:///{tmp_path/'acme.db'}")
@@ -603,3 +635,60 @@ def test_a_cancelled_caller_still_waits_for_its_sync_jobs_thread(tmp_path):
         with anyio.move_on_after(0.1): await bg()   # cancelled while the thread sleeps
         return m.get_job(i).status
     assert anyio.run(go) == 'completed'
+
+# ------------------------------------------------------------------ refills: a backlog's ends and next claim in one commit
+async def anoop(): return None
+
+RAN = []
+async def ran(tenant): RAN.append(tenant)
+
+def test_a_backlog_drained_in_refills_runs_each_job_once_and_keeps_every_slot_counted(tmp_path):
+    "Each refilled job runs in the slot of an attempt that ended: once the backlog is done every slot is free again, none counted twice."
+    from fh_saas.runner import outcome_hooks
+    host = SqliteHost(tmp_path)   # refills are SQLite's
+    m = BackgroundTaskManager(host.create('acme'), run_here=False)
+    ids = {m.submit('anoop', anoop)[0] for _ in range(400)}
+    sched, told, after = Scheduler(host, poll=0.1, schedules=(), task_modules=[__name__]), [], []
+    hook = lambda store, row, outcome, started, ended: told.append((row['id'], outcome))
+    async def go():
+        async with sched.running():
+            await wait_async(lambda: len(told) >= len(ids), timeout=20)
+            await anyio.sleep(0.1)
+            after.append((sched.threads.free, len(sched._handed), sum(sched.busy.values()), len(sched.active)))
+    outcome_hooks.append(hook)
+    try: anyio.run(go)
+    finally: outcome_hooks.remove(hook)
+    assert sched.stats.get('refills', 0) > 10, sched.stats   # the backlog did drain in refills
+    assert sorted(told) == sorted((i, 'completed') for i in ids)   # each job once
+    assert after == [(sched.concurrency, 0, 0, 0)], f"slots free, handed, busy, active after the drain: {after}"
+
+def test_refills_never_keep_a_second_tenants_jobs_to_one_slot(tmp_path):
+    "While one tenant's backlog drains in refills, a burst in another tenant gets its share of the slots, not the one slot refills leave."
+    host = SqliteHost(tmp_path)
+    a, b = (BackgroundTaskManager(host.create(t), run_here=False) for t in ('a', 'b'))
+    for _ in range(3000): a.submit('ran', ran, tenant='a')
+    RAN.clear()
+    async def go():
+        async with Scheduler(host, poll=0.1, schedules=(), task_modules=[__name__]).running():
+            await wait_async(lambda: RAN.count('a') >= 200, timeout=20)
+            for _ in range(14): b.submit('ran', ran, tenant='b')   # wakes the scheduler: b is due
+            await wait_async(lambda: RAN.count('b') == 14, timeout=20)
+    anyio.run(go)
+    first = RAN.index('b'); last = len(RAN) - 1 - RAN[::-1].index('b')
+    between = RAN[first:last].count('a')
+    assert between < 60, f"{between} of a's jobs ran while b's 14 did: b had about one slot"
+
+def test_a_stopping_scheduler_claims_nothing_more(tmp_path):
+    "After `stop()` the jobs running end (grace) and nothing more is claimed, even when their ends would carry a claim."
+    host = SqliteHost(tmp_path)
+    m = BackgroundTaskManager(host.create('acme'), run_here=False)
+    for _ in range(3000): m.submit('ran', ran, tenant='acme')
+    RAN.clear()
+    sched, at_stop = Scheduler(host, poll=0.1, schedules=(), task_modules=[__name__]), []
+    async def go():
+        async with sched.running():
+            await wait_async(lambda: len(RAN) >= 100, timeout=20)
+            at_stop.append(len(RAN)); sched.stop()
+    anyio.run(go)
+    assert len(RAN) - at_stop[0] <= sched.concurrency, f"{len(RAN) - at_stop[0]} jobs ran after stop()"
+    assert m.store.count(status='running') == 0
