@@ -1,6 +1,7 @@
 """The floor under the in-app scheduler's drain on SQLite: fh-saas's own claim statement (`JobStore.claim_due`'s,
 up to 7 jobs at a time, what the scheduler's default `concurrency` of 8 lets one tenant take) and its grouped
-finish (`finish_many`'s: one transaction, one guarded `UPDATE` a job, the usual case's `_FINISH_QUICK`), sent by a bare stdlib `sqlite3` loop on
+finish (one guarded `UPDATE` a job, the usual case's `_FINISH_QUICK`), a round's ends and the next claim in one
+transaction as the scheduler's refill sends them (`JobStore.finish_and_claim`), sent by a bare stdlib `sqlite3` loop on
 fh-saas's table, with no scheduler and no runner; each claimed no-op runs in the loop itself. WAL + synchronous
 NORMAL, SQLite's own checkpoints. What any runner sending the scheduler's statements at its default concurrency
 would spend on SQLite alone. Jobs submitted one at a time are claimed one at a time, as by the scheduler."""
@@ -26,17 +27,18 @@ class System(sqlite3_table.System):
         for _ in range(n): sqlite3_table.noop()
 
     async def _drain(self):
-        "Claim up to BATCH due jobs, run them, end them in one transaction; again until none is due."
+        "Claim up to BATCH due jobs and run them; end them in one transaction with the next claim; again until none is due."
+        ran, t0, e = [], None, None  # the last round's jobs, when they were claimed and when they ended
         while True:
             t = time.time()
+            self.db.execute('BEGIN IMMEDIATE')  # a round's ends and the next claim in one commit, as the scheduler's refill
+            for r in ran: assert self.db.execute(_FINISH_QUICK, _finish_args(r['id'], r['attempt'], 'completed', e, 'null')).rowcount == 1
             rows = self.db.execute(CLAIM, dict(_now_row(t), lease=t + 60, worker='bench', n=BATCH, claim=gen_id())).fetchall()
+            self.db.execute('COMMIT')
+            for r in ran: self.times[r['id']] = (t0, e)
             if not rows: return
             await self.run_tasks(len(rows))
-            e = time.time()
-            self.db.execute('BEGIN IMMEDIATE')
-            for r in rows: assert self.db.execute(_FINISH_QUICK, _finish_args(r['id'], r['attempt'], 'completed', e, 'null')).rowcount == 1
-            self.db.execute('COMMIT')
-            for r in rows: self.times[r['id']] = (t, e)
+            ran, t0, e = rows, t, time.time()
 
     async def _run(self, jid): await self._drain()  # a job submitted while the consumer runs: claimed with any other due
 
