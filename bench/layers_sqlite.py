@@ -12,6 +12,10 @@ the one before, so the difference between two rows is what that layer costs a jo
   + scheduler `Scheduler(host)` with its defaults (8 slots, 7 for a tenant alone) claims and runs them: the
               harness's `fh_sqlite_sched`
 
+The three rows below the scheduler's commit twice a round (the claim, then the grouped ends); the scheduler commits
+once (its refill writes a round's ends and the next claim together, `JobStore.finish_and_claim`), so its row's
+*added* is its own Python net of that saving.
+
 Each row in a fresh process per repetition, the repetitions interleaved, on asyncio's loop and on uvloop (the loop
 uvicorn serves a FastHTML app on). Median jobs/s and microseconds a job (wall). Writes
 bench/results/layers_sqlite.md; no assertion, it reports.

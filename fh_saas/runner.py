@@ -36,6 +36,7 @@ class JobThreads:
         "Every slot free, no thread yet, new locks: how the threads start, in a new process or in a forked child."
         self.free, self.lock, self.waiters = self.n, threading.Lock(), collections.deque()
         self.threads, self.work, self.idle = [], queue.SimpleQueue(), threading.Semaphore(0)
+        self.done = {}  # event loop -> results waiting for the one wake-up already asked of it (`_settle`)
 
     def take(self,
              k:int=1, # slots wanted
@@ -90,10 +91,20 @@ class JobThreads:
             loop, fut, fn, args = self.work.get()  # a new thread's first work is the `run` that started it
             try: r, ok = fn(*args), True
             except BaseException as e: r, ok = e, False
-            try: loop.call_soon_threadsafe(_settle_future, fut, ok, r)
-            except RuntimeError: pass  # that loop has closed: no one waits for it
+            with self.lock:  # results that end while the loop has not yet woken for the first go with it
+                first = loop not in self.done
+                self.done.setdefault(loop, []).append((fut, ok, r))
+            if first:
+                try: loop.call_soon_threadsafe(self._settle, loop)
+                except RuntimeError:  # that loop has closed: no one waits for it
+                    with self.lock: self.done.pop(loop, None)
             del loop, fut, fn, args, r  # hold nothing of the job while idle
             self.idle.release()  # free again: the next `run` hands its work here instead of starting a thread
+
+    def _settle(self, loop):
+        "On `loop`: give every result its threads handed it since it was woken to its future, in one turn."
+        with self.lock: done = self.done.pop(loop, [])
+        for fut, ok, r in done: _settle_future(fut, ok, r)
 
     def __repr__(self): return f"JobThreads({self.n}, free={self.free})"
 

@@ -692,3 +692,17 @@ def test_a_stopping_scheduler_claims_nothing_more(tmp_path):
     anyio.run(go)
     assert len(RAN) - at_stop[0] <= sched.concurrency, f"{len(RAN) - at_stop[0]} jobs ran after stop()"
     assert m.store.count(status='running') == 0
+
+# ------------------------------------------------------------------ job threads: results handed back in batches
+def test_results_ending_together_in_job_threads_each_reach_their_own_caller():
+    "Threads hand back results that end together with one wake-up of the loop: every one of them still reaches its own future."
+    threads = JobThreads(8, 'test-batch')
+    def work(k):
+        time.sleep(0.001 * (k % 3))   # many end together, in no fixed order
+        return k * k
+    async def go():
+        with anyio.fail_after(10):
+            for _ in range(5):
+                assert await asyncio.gather(*[threads.run(work, k) for k in range(40)]) == [k * k for k in range(40)]
+        return dict(threads.done)
+    assert asyncio.run(go()) == {}   # nothing left waiting for a wake-up
