@@ -281,55 +281,29 @@ async def held(n: int):
     if n == 3: raise ValueError('three')
     return n
 
-def test_attempts_ending_together_on_a_locked_database_are_each_recorded_once(tmp_path):
-    """Six async jobs end in one turn of the loop while another process holds the file: their grouped write cannot be
-    made on the loop, so each is written from a job thread once the lock is gone, with its own outcome, none run twice."""
+def six_ending_while_locked(tmp_path, lock_s:float, while_locked):
+    """Six async jobs (the third fails) end in one turn of the loop while another process holds their file for
+    `lock_s` s; `while_locked(m)` runs once they ended. Each must then be recorded once, with its own outcome, and
+    told so to the outcome hooks."""
     from fh_saas.db_host import SqliteHost
-    host = SqliteHost(tmp_path); GO.clear()
-    m = BackgroundTaskManager(host.create('acme'), run_here=False)
-    ids = {k: m.submit('held', held, max_retries=0, n=k)[0] for k in range(6)}
-    async def go():
-        with anyio.fail_after(20):
-            async with Scheduler(host, concurrency=8, per_tenant=8, poll=0.1, task_modules=[__name__]).running():
-                await wait_async(lambda: m.count_jobs(status='running') == 6, timeout=5)
-                locker = subprocess.Popen([sys.executable, '-c', f"c = __import__('sqlite3').connect({str(host.path('acme'))!r}, "
-                                           "isolation_level=None); c.execute('BEGIN IMMEDIATE'); print('locked', flush=True); "
-                                           "__import__('time').sleep(1.5); c.execute('COMMIT')"], stdout=subprocess.PIPE, text=True)
-                try:
-                    assert locker.stdout.readline().strip() == 'locked'
-                    GO.set()
-                    await anyio.sleep(0.5)
-                    assert locker.poll() is None and m.count_jobs(status='running') == 6  # ended, not yet written
-                    await wait_async(lambda: m.count_jobs(status='running') == 0, timeout=10)
-                finally: locker.kill(); locker.wait()
-    anyio.run(go)
-    jobs = {k: m.get_job(i) for k, i in ids.items()}
-    assert {k: (j.status, j.attempt) for k, j in jobs.items()} == {k: ('failed' if k == 3 else 'completed', 1) for k in ids}
-    assert [jobs[k].result for k in ids if k != 3] == [0, 1, 2, 4, 5] and 'three' in jobs[3].error
-
-def test_attempts_ending_together_while_a_short_lock_is_held_are_written_together_from_a_thread(tmp_path):
-    """The same six ends while another process holds the file for less than `LATE_WAIT`: the group waits for the lock
-    in a thread and is written there, each attempt with its own outcome, once, and told so to the outcome hooks."""
-    from fh_saas.db_host import SqliteHost
-    from fh_saas.store import LATE_WAIT
     from fh_saas.runner import outcome_hooks
     host = SqliteHost(tmp_path); GO.clear()
-    told = []
-    hook = lambda store, row, outcome, started, ended: told.append((row['id'], outcome))
     m = BackgroundTaskManager(host.create('acme'), run_here=False)
     ids = {k: m.submit('held', held, max_retries=0, n=k)[0] for k in range(6)}
+    told = []
+    hook = lambda store, row, outcome, started, ended: told.append((row['id'], outcome))
     async def go():
         with anyio.fail_after(20):
             async with Scheduler(host, concurrency=8, per_tenant=8, poll=0.1, task_modules=[__name__]).running():
                 await wait_async(lambda: m.count_jobs(status='running') == 6, timeout=5)
                 locker = subprocess.Popen([sys.executable, '-c', f"c = __import__('sqlite3').connect({str(host.path('acme'))!r}, "
                                            "isolation_level=None); c.execute('BEGIN IMMEDIATE'); print('locked', flush=True); "
-                                           f"__import__('time').sleep({LATE_WAIT / 3}); c.execute('COMMIT')"], stdout=subprocess.PIPE, text=True)
+                                           f"__import__('time').sleep({lock_s}); c.execute('COMMIT')"], stdout=subprocess.PIPE, text=True)
                 try:
                     assert locker.stdout.readline().strip() == 'locked'
                     GO.set()
-                    await wait_async(lambda: m.count_jobs(status='running') == 0, timeout=LATE_WAIT * 4)
-                    await wait_async(lambda: len(told) == 6, timeout=2)
+                    await while_locked(m, locker)
+                    await wait_async(lambda: m.count_jobs(status='running') == 0 and len(told) == 6, timeout=10)
                 finally: locker.kill(); locker.wait()
     outcome_hooks.append(hook)
     try: anyio.run(go)
@@ -338,6 +312,20 @@ def test_attempts_ending_together_while_a_short_lock_is_held_are_written_togethe
     jobs = {k: m.get_job(i) for k, i in ids.items()}
     assert {k: (j.status, j.attempt) for k, j in jobs.items()} == {k: ('failed' if k == 3 else 'completed', 1) for k in ids}
     assert [jobs[k].result for k in ids if k != 3] == [0, 1, 2, 4, 5] and 'three' in jobs[3].error
+
+def test_attempts_ending_together_on_a_locked_database_are_each_recorded_once(tmp_path):
+    """Their grouped write cannot be made on the loop, nor from a thread within `LATE_WAIT`: each is written from a
+    job thread once the lock is gone, with its own outcome, none run twice."""
+    async def still_running(m, locker):
+        await anyio.sleep(0.5)
+        assert locker.poll() is None and m.count_jobs(status='running') == 6  # ended, not yet written
+    six_ending_while_locked(tmp_path, 1.5, still_running)
+
+def test_attempts_ending_together_while_a_short_lock_is_held_are_written_together_from_a_thread(tmp_path):
+    "Held for less than `LATE_WAIT`: the group waits for the lock in a thread and is written there, together."
+    from fh_saas.store import LATE_WAIT
+    async def soon(m, locker): await wait_async(lambda: m.count_jobs(status='running') == 0, timeout=LATE_WAIT * 4)
+    six_ending_while_locked(tmp_path, LATE_WAIT / 3, soon)
 
 # ------------------------------------------------------------------ storage faults and bounds
 def test_a_deleted_database_is_not_created_again(tmp_path):
