@@ -35,7 +35,7 @@ MUTANTS = [
      "if not fut.done(): fut.set_exception(exc)", "if not fut.done(): fut.set_result(None)",
      [G + 'test_attempts_ending_together_on_a_locked_database_are_each_recorded_once']),
     ("a group of ends written late from a thread is taken for stale attempts (SQLite)", 'store.py',
-     "try: done, exc = t.result(), None", "try: done, exc = (True, [None] * len(group)), None",
+     "try: ok, written = t.result()", "try: ok, written = True, [None] * len(group)",
      [G + 'test_attempts_ending_together_while_a_short_lock_is_held_are_written_together_from_a_thread']),
     ('grouped finish ignores the attempt (PostgreSQL)', 'pg.py',
      "AND j.attempt = f.attempt RETURNING", "RETURNING", [G + 'test_a_stale_attempt_cannot_finish']),

@@ -659,28 +659,27 @@ def _write_ending(self:JobStore, loop):
     more = self.runner.refill(self, loop, waiting) if self.runner is not None else None  # the scheduler's next claim here
     try:
         ok, r = self.inline(self.finish_and_claim, ends, *more) if more else self.inline(self.finish_many, ends)
-    except Exception as exc: return self._written(group, None, exc)
+    except Exception as exc: return self._written(group, exc=exc)
     if not ok:  # another writer holds the file, or its log outgrew its checkpoints: the group waits for it in a thread
         try: t = loop.run_in_executor(None, functools.partial(self.inline, self.finish_many, ends, wait=LATE_WAIT))
-        except RuntimeError as exc: return self._written(group, None, exc)  # the loop is closing: its runners write them
+        except RuntimeError as exc: return self._written(group, exc=exc)  # the loop is closing: its runners write them
         return t.add_done_callback(functools.partial(self._written_late, group))
     if more: self.runner.refilled(self, r[1], waiting)  # before the ended attempts go on: their slots pass to these
-    self._written(group, (True, r[0] if more else r))
+    self._written(group, r[0] if more else r)
 
 @patch
 def _written_late(self:JobStore, group:list, t:asyncio.Future):
     "On the loop, when a group's write from a thread is done: `_written` with its answer."
-    try: done, exc = t.result(), None
-    except BaseException as e: done, exc = None, e
-    self._written(group, done, exc)
+    try: ok, written = t.result()
+    except BaseException as e: return self._written(group, exc=e)
+    self._written(group, written, None if ok else sqlite3.OperationalError('database is locked'))
 
 @patch
-def _written(self:JobStore, group:list, done:tuple|None, exc:BaseException|None=None):
-    "On the loop: tell each attempt of `group` the status written for it (`done` is `inline`'s answer), or why it was not (its runner writes it alone)."
-    if exc is None and not done[0]: exc = sqlite3.OperationalError('database is locked')
+def _written(self:JobStore, group:list, written:list|None=None, exc:BaseException|None=None):
+    "On the loop: tell each attempt of `group` the status `written` for it, or why it was not (`exc`: its runner writes it alone)."
     if exc is not None:
         for _, fut in group:
             if not fut.done(): fut.set_exception(exc)
         return
-    for (_, fut), w in zip(group, done[1]):
+    for (_, fut), w in zip(group, written):
         if not fut.done(): fut.set_result(w)
