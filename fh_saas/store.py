@@ -6,7 +6,7 @@ Docs: https://fh-saas.github.io/fh-saas/store.html.md"""
 
 # %% ../nbs/02_store.ipynb #6a0b2c04
 from __future__ import annotations
-import asyncio, functools, os, re, json, sqlite3, threading
+import asyncio, functools, os, re, json, sqlite3, threading, time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -18,8 +18,8 @@ from .db_host import timestamp, gen_id, mask_url
 from .jobs import SCHEMA, COLUMNS, MIGRATIONS, INDEXES, OLD_INDEXES, STATUSES, FINISHED, retry_delay
 
 # %% auto #0
-__all__ = ['MAX_IDLE', 'WAL_LIMIT', 'CHECK_WAL_EVERY', 'LATE_WAIT', 'is_busy', 'JobStore', 'backend', 'store_for', 'forget',
-           'LeaseExpired']
+__all__ = ['MAX_IDLE', 'WAL_LIMIT', 'CHECK_WAL_EVERY', 'CATCH_UP_FRAMES', 'CATCH_UP_PASSES', 'PAUSE_MOST', 'LATE_WAIT', 'is_busy',
+           'JobStore', 'backend', 'store_for', 'forget', 'LeaseExpired']
 
 # %% ../nbs/02_store.ipynb #6a0b2c07
 _PARAMS = re.compile(r'[\w.]+=[^/&]*(&[\w.]+=[^/&]*)*')
@@ -46,6 +46,9 @@ def _rows_or_count(cur) -> list[dict]|int:
 MAX_IDLE = int(os.environ.get('FH_SAAS_IDLE_CONNECTIONS', '64'))
 WAL_LIMIT = 4 * 1024 * 1024  #: bytes of write-ahead log past which a background checkpoint copies it into the database; at twice this, writers stand back until it restarts
 CHECK_WAL_EVERY = 64         #: statements between looks at the log's size
+CATCH_UP_FRAMES = 128        #: log frames a background checkpoint's passes may leave for the writers' pause that restarts the log
+CATCH_UP_PASSES = 6          #: passive passes a background checkpoint makes at most before that pause
+PAUSE_MOST = 0.01            #: seconds that pause may last while it waits for a write in flight or a reader; then the log is left for the next checkpoint
 LATE_WAIT = 0.5              #: seconds a group of ends the loop could not write waits for the lock in a thread; then each runner writes its own
 _idle_lru, _idle_lock = OrderedDict(), threading.Lock()  # every idle connection of the process, least recently used first
 _bg = ThreadPoolExecutor(1, thread_name_prefix='fh-saas-checkpoint')
@@ -65,6 +68,7 @@ class JobStore:
         self.url, self.path, self.synchronous = url, _sqlite_path(url), synchronous
         self.pool_size, self._idle, self._tls = pool_size, {}, threading.local()
         self._ops, self._ckpt, self._wal_big, self._ckpt_lock = 0, False, False, threading.Lock()
+        self._held, self._pause = False, threading.Lock()  # writers stand back while the log restarts (`_restart`)
         self.listeners = []  # callables told (self) when a job becomes due here
         self.runner = None   # an in-process scheduler serving this store, if any
         self._ending = {}    # event loop -> the attempts that ended in its current turn (`finish_soon`)
@@ -93,14 +97,14 @@ class JobStore:
             c.row_factory = sqlite3.Row
             c.execute('PRAGMA journal_mode=WAL'); c.execute(f'PRAGMA synchronous={self.synchronous}')
             c.execute(f'PRAGMA journal_size_limit={WAL_LIMIT}')
-            if not wait: c.execute('PRAGMA wal_autocheckpoint=0')  # a checkpoint's I/O never lands on the event loop
+            c.execute('PRAGMA wal_autocheckpoint=0')  # no commit pays for a checkpoint: the store's own thread makes them
         except BaseException: c.close(); raise
         return c
 
     @staticmethod
     def _tune(c, wait:float):
-        "Make an idle connection of another kind one that waits `wait` s for a lock (and checkpoints only if it may wait)."
-        c.execute(f'PRAGMA busy_timeout={int(wait * 1000)}'); c.execute(f'PRAGMA wal_autocheckpoint={1000 if wait else 0}')
+        "Make an idle connection of another kind one that waits `wait` s for a lock."
+        c.execute(f'PRAGMA busy_timeout={int(wait * 1000)}')
 
     @contextmanager
     def _conn(self):
@@ -117,6 +121,8 @@ class JobStore:
             try: self._tune(c, wait)
             except sqlite3.Error: c.close(); c = None
         if c is None: c = self._connect(wait)
+        if self._held and wait and not getattr(self._tls, 'ckpt', False):
+            with self._pause: pass  # the log is restarting: woken the moment it has, not after SQLite's 1, 2, 5 ms busy sleeps
         try: yield c
         except BaseException as e:
             if c.in_transaction:
@@ -128,10 +134,11 @@ class JobStore:
         self._ops += 1
         if (self._wal_big or self._ops % CHECK_WAL_EVERY == 0) and not getattr(self._tls, 'ckpt', False):
             size = self.wal_size()
-            self._wal_big = size > 2 * WAL_LIMIT  # no-wait writers stand back until a checkpoint has caught up
+            self._wal_big = size > (3 if self._ckpt else 2) * WAL_LIMIT  # no background checkpoint caught up with it:
+                                                                          # no-wait writers stand back until one has
             if self._wal_big and wait: self.checkpoint(wait=2.0)  # far behind, and this thread may wait: catch up here
             elif size > WAL_LIMIT and not self._ckpt:
-                self._ckpt = True; _bg.submit(self.checkpoint, 'PASSIVE')  # in a thread of its own; never stops a writer
+                self._ckpt = True; _bg.submit(self._catch_up)  # in a thread of its own
 
     def _give(self, c, wait:float):
         "Keep `c` for reuse, within the per-store and process-wide caps; close what falls outside them."
@@ -164,7 +171,8 @@ class JobStore:
                wait:float=0, # seconds to wait for another writer's lock: 0 on the event loop, a little in a thread
               ) -> tuple[bool, Any]:
         "Call store method `fn(*args)` on connections that wait at most `wait` s for a lock: `(True, result)`, or `(False, None)` if busy."
-        if self._wal_big and not wait: return False, None  # the log outgrew its checkpoints: write from a thread
+        if (self._wal_big or self._held) and not wait: return False, None  # the log outgrew its checkpoints, or is
+                                                                          # restarting: write from a thread
         old, self._tls.wait = getattr(self._tls, 'wait', 5.0), float(wait)
         try: return True, fn(*args)
         except sqlite3.OperationalError as e:
@@ -178,18 +186,45 @@ class JobStore:
                   ) -> bool:
         "Copy the write-ahead log into the database and start it over (empty, with TRUNCATE); whether it did."
         assert mode in ('PASSIVE', 'RESTART', 'TRUNCATE'), mode
-        ok, self._tls.ckpt = False, True
+        r = self._checkpoint(mode, wait)
+        return r is not None and r[0] == 0
+
+    def _checkpoint(self, mode:str, wait:float=0) -> tuple|None:
+        "One checkpoint: SQLite's `(busy, frames in the log, frames copied)`, or `None` if it failed."
+        r, self._tls.ckpt = None, True
         try:
             with self._ckpt_lock, self._conn() as c:  # one checkpoint at a time: a second one would only fail
                 c.execute(f'PRAGMA busy_timeout={int(wait * 1000)}')
-                try: ok = c.execute(f'PRAGMA wal_checkpoint({mode})').fetchone()[0] == 0
+                try: r = tuple(c.execute(f'PRAGMA wal_checkpoint({mode})').fetchone())
                 finally: c.execute(f"PRAGMA busy_timeout={int(getattr(self._tls, 'wait', 5.0) * 1000)}")  # its kind's again
         except sqlite3.Error: pass
         finally:
             self._tls.ckpt = False
-            if threading.current_thread().name.startswith('fh-saas-checkpoint'): self._ckpt = False
-            if ok: self._wal_big = False
-        return ok
+            if r is not None and r[0] == 0 and mode != 'PASSIVE': self._wal_big = False  # the log starts over
+        return r
+
+    def _catch_up(self):
+        "In the checkpoint thread: copy the log into the database in passes while writers go on, then restart it in a short pause of theirs."
+        try:
+            seen, last = 0, None
+            for _ in range(CATCH_UP_PASSES):
+                r = self._checkpoint('PASSIVE')
+                if r is None or r[0]: return
+                new, seen = (r[1] - seen if r[1] >= seen else r[1]), r[1]  # frames written during the pass before
+                caught = r[2] == r[1]  # else a reader on an older snapshot holds back the rest: no pause can help it
+                if caught and last is not None and (new <= CATCH_UP_FRAMES or new > 0.75 * last): break  # little left,
+                last = new                                                              # or the writers outrun the passes
+            if caught: self._restart()
+        finally: self._ckpt = False
+
+    def _restart(self):
+        "Restart the log: this process's writers stand back while a `RESTART` checkpoint copies the last frames, for at most `PAUSE_MOST` s."
+        with self._pause:
+            self._held, end = True, time.monotonic() + PAUSE_MOST  # `inline` now says busy; threads wait in `_conn`
+            try:
+                while (r := self._checkpoint('RESTART')) is not None and r[0] and time.monotonic() < end:
+                    time.sleep(0.0001)  # a write still in flight, or a reader on the log: look again shortly
+            finally: self._held = False
 
     def wal_size(self) -> int:
         "Bytes in this database's write-ahead log file (0 if there is none)."

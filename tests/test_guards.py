@@ -397,6 +397,29 @@ def test_a_busy_logs_checkpoint_never_locks_out_the_event_loop(tmp_path):
     assert st.wal_size() < 2 * WAL_LIMIT   # the test stayed below the size at which writers stand back by design
     assert refused == 0, f"{refused} of {writes} no-wait writes were refused while the log was checkpointed"
 
+def test_a_steady_stream_of_writes_restarts_the_log_in_short_pauses(tmp_path, monkeypatch):
+    """Past WAL_LIMIT, under a steady stream of no-wait writes (a backlog being drained), the background checkpoint
+    copies the log in passes while the writes go on, then restarts it in a pause of theirs: the log starts over again
+    and again (the file is cut back), and the writers seldom stand back until it is emptied (`_wal_big`, which stops
+    them for a whole checkpoint: the only way a passive checkpoint alone gets a log that never stops growing to start
+    over). Only a pass slowed by the disk (a 50 ms sync) lets the log outgrow the passes; the other refusals are the
+    restart pauses, at most one write each: the writer then waits for the pause's end and goes on."""
+    st = JobStore(f"sqlite:///{tmp_path/'acme.db'}")
+    pauses, restart = [0], JobStore._restart
+    def counted(self): pauses[0] += 1; restart(self)
+    monkeypatch.setattr(JobStore, '_restart', counted)
+    stood_back = refused = cut = last = 0
+    for k in range(6000):
+        r = dict(id=gen_id(), job_type='x', status='pending', payload='{}', created_at='', run_at=0, updated_at='')
+        if not st.inline(st.insert, r)[0]: st.insert(r); refused += 1   # refused: written by a thread that may wait
+        stood_back += st._wal_big
+        size = st.wal_size(); cut += size < last; last = size
+        time.sleep(0.0001)   # the event loop's other work between two writes
+    assert st.count() == 6000
+    assert cut >= 4 and pauses[0] >= 4, (cut, pauses[0])   # 6,000 rows write about 23 MB of log: it restarted
+    assert stood_back <= cut // 4, f"writers stood back at {stood_back} of the log's {cut} restarts"
+    assert refused <= pauses[0] + stood_back, (refused, pauses[0], stood_back)
+
 def test_an_idle_tenants_log_is_truncated(tmp_path):
     from fh_saas.db_host import SqliteHost
     host = SqliteHost(tmp_path)
