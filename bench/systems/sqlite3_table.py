@@ -23,9 +23,12 @@ def noop(): return None
 
 
 class System:
+    checkpoints = True  # SQLite's own: the commit that takes the log past 1,000 pages copies it into the database
+
     async def setup(self, where):
         self.db = sqlite3.connect(Path(where) / 'table.db', isolation_level=None)  # autocommit: each write commits
         self.db.execute('PRAGMA journal_mode=WAL'); self.db.execute('PRAGMA synchronous=NORMAL')
+        if not self.checkpoints: self.db.execute('PRAGMA wal_autocheckpoint=0')
         self.db.executescript(SCHEMA + INDEXES)
         self.running, self.waiting, self.times = False, [], {}
 
