@@ -176,6 +176,29 @@ def ratio_rows(m):
     return [(w, t, vs, None if None in vs else [ok(t, v) for v in vs]) for w, t, vs in rows]  # met: one per value
 
 
+def standing(g, f):
+    "Each SQLite target beside fh-saas and both floors under it: met, out of reach (over even the floor with no checkpoints), or not met."
+    L = ["", "Where each SQLite target stands in this run: *met*; *out of reach*: the target is over even the floor with no "
+         "checkpoints, so no runner keeping fh-saas's rows and sending fh-saas's statements can reach it here; *not met*: "
+         "fh-saas is under the target and the target under that floor.", "",
+         "| path | measure | target | asked | fh-saas | floor | no checkpoints | stands |", "|---|---|---|---:|---:|---:|---:|---|"]
+    for path, s, fl in (('async task, `bg_task` path', 'fh_sqlite_async', 'sqlite3_table'),
+                        ('sync task, `bg_task` path', 'fh_sqlite_sync', 'sqlite3_table_thread'),
+                        ('async task, in-app scheduler', 'fh_sqlite_sched', 'sqlite3_table_batch'),
+                        ('sync task, in-app scheduler', 'fh_sqlite_sched_sync', 'sqlite3_table_batch_thread'),
+                        ('async task, in-app scheduler on uvloop', 'fh_sqlite_sched_uvloop', 'sqlite3_table_batch'),
+                        ('sync task, in-app scheduler on uvloop', 'fh_sqlite_sched_sync_uvloop', 'sqlite3_table_batch_thread')):
+        for k, what in (('e2e', 'end to end'), ('drain', 'drain')):
+            for target, peer, x in (('0.40 x bare loop', 'sqlite3_bare', 0.4), ('2 x Huey as shipped', 'huey_sqlite_full', 2),
+                                    ('2 x Huey (WAL + NORMAL)', 'huey_sqlite', 2)):
+                v, asked, f1, f0 = g(s, k), g(peer, k), g(fl, k), g(fl + '_nockpt', k)
+                if None in (v, asked): continue
+                asked *= x
+                st = ('met' if v >= asked else '-' if f0 is None else 'out of reach' if f0 < asked else '**not met**')
+                L.append(f"| {path} | {what} | {target} | {f(asked)} | {f(v)} | {f(f1)} | {f(f0)} | {st} |")
+    return L
+
+
 def floors(m, runs=None):
     "The targets beside the floors under them: what no code keeping fh-saas's rows (and statements) can beat, in this run."
     g, runs = (lambda s, k: (m.get(s) or {}).get(k)), runs or {}
@@ -201,6 +224,7 @@ def floors(m, runs=None):
             for k, what in (('e2e', 'end to end'), ('drain', 'drain')):
                 L.append(f"| {path} | {what} | {f(g(fl, k))} | {f(g(fl + '_nockpt', k))} | {f(g('sqlite3_bare', k), 0.4)} | "
                          f"{f(g('huey_sqlite_full', k), 2)} | {f(g('huey_sqlite', k), 2)} |")
+        L += standing(g, f)
     if g('fh_pg_floor', 'drain'):
         r = lambda a, b: '-' if a is None or not b else f"{a / b:.2f}"
         skews = ', '.join(f"{x['skew_ms']:.0f}" for x in runs.get('fh_pg', []) if 'skew_ms' in x)
@@ -312,8 +336,13 @@ def main():
     ap.add_argument('--lat-jobs', type=int, help='jobs in the latency measurement (default 200)')
     ap.add_argument('--out', type=Path, help='folder for peers.md and peers.json (default bench/results; '
                                              'with --quick: none, the report is printed only)')
+    ap.add_argument('--rewrite', action='store_true', help="write peers.md again from peers.json's figures (after the report's own code changed)")
     ap.add_argument('--child'); ap.add_argument('--pg-url')
     a = ap.parse_args()
+    if a.rewrite:
+        out = a.out or HERE / 'results'
+        res = json.loads((out / 'peers.json').read_text())
+        return report(res, out)
     a.jobs = a.jobs or (300 if a.quick else 2000)
     a.lat_jobs = a.lat_jobs or (50 if a.quick else 200)
     if a.child: return child(a.child, a.pg_url, a.jobs, a.lat_jobs, a.quick)
