@@ -206,7 +206,7 @@ class JobStore:
     def _catch_up(self):
         "In the checkpoint thread: copy the log into the database in passes while writers go on, then restart it in a short pause of theirs."
         try:
-            seen, last = 0, None
+            seen, last, caught = 0, None, False
             for _ in range(CATCH_UP_PASSES):
                 r = self._checkpoint('PASSIVE')
                 if r is None or r[0]: return
