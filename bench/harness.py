@@ -176,18 +176,22 @@ def ratio_rows(m):
     return [(w, t, vs, None if None in vs else [ok(t, v) for v in vs]) for w, t, vs in rows]  # met: one per value
 
 
+#: fh-saas's in-process SQLite paths: (what, its system, the floor under it)
+SQLITE_PATHS = (('async task, `bg_task` path', 'fh_sqlite_async', 'sqlite3_table'),
+                ('sync task, `bg_task` path', 'fh_sqlite_sync', 'sqlite3_table_thread'),
+                ('async task, in-app scheduler', 'fh_sqlite_sched', 'sqlite3_table_batch'),
+                ('sync task, in-app scheduler', 'fh_sqlite_sched_sync', 'sqlite3_table_batch_thread'),
+                ('async task, in-app scheduler on uvloop', 'fh_sqlite_sched_uvloop', 'sqlite3_table_batch'),
+                ('sync task, in-app scheduler on uvloop', 'fh_sqlite_sched_sync_uvloop', 'sqlite3_table_batch_thread'))
+
+
 def standing(g, f):
     "Each SQLite target beside fh-saas and both floors under it: met, out of reach (over even the floor with no checkpoints), or not met."
     L = ["", "Where each SQLite target stands in this run: *met*; *out of reach*: the target is over even the floor with no "
          "checkpoints, so no runner keeping fh-saas's rows and sending fh-saas's statements can reach it here; *not met*: "
          "fh-saas is under the target and the target under that floor.", "",
          "| path | measure | target | asked | fh-saas | floor | no checkpoints | stands |", "|---|---|---|---:|---:|---:|---:|---|"]
-    for path, s, fl in (('async task, `bg_task` path', 'fh_sqlite_async', 'sqlite3_table'),
-                        ('sync task, `bg_task` path', 'fh_sqlite_sync', 'sqlite3_table_thread'),
-                        ('async task, in-app scheduler', 'fh_sqlite_sched', 'sqlite3_table_batch'),
-                        ('sync task, in-app scheduler', 'fh_sqlite_sched_sync', 'sqlite3_table_batch_thread'),
-                        ('async task, in-app scheduler on uvloop', 'fh_sqlite_sched_uvloop', 'sqlite3_table_batch'),
-                        ('sync task, in-app scheduler on uvloop', 'fh_sqlite_sched_sync_uvloop', 'sqlite3_table_batch_thread')):
+    for path, s, fl in SQLITE_PATHS:
         for k, what in (('e2e', 'end to end'), ('drain', 'drain')):
             for target, peer, x in (('0.40 x bare loop', 'sqlite3_bare', 0.4), ('2 x Huey as shipped', 'huey_sqlite_full', 2),
                                     ('2 x Huey (WAL + NORMAL)', 'huey_sqlite', 2)):
@@ -218,9 +222,7 @@ def floors(m, runs=None):
               "thread of its own on another core (fh-saas does). All figures in jobs/s.", "",
               "| path | measure | its floor | no checkpoints | 0.40 x bare loop | 2 x Huey as shipped | 2 x Huey (WAL + NORMAL) |",
               "|---|---|---:|---:|---:|---:|---:|"]
-        for path, fl in (('async task, `bg_task` path', 'sqlite3_table'), ('sync task, `bg_task` path', 'sqlite3_table_thread'),
-                         ('async task, in-app scheduler', 'sqlite3_table_batch'),
-                         ('sync task, in-app scheduler', 'sqlite3_table_batch_thread')):
+        for path, _, fl in SQLITE_PATHS[:4]:  # the floors run on asyncio's loop: the uvloop paths share them
             for k, what in (('e2e', 'end to end'), ('drain', 'drain')):
                 L.append(f"| {path} | {what} | {f(g(fl, k))} | {f(g(fl + '_nockpt', k))} | {f(g('sqlite3_bare', k), 0.4)} | "
                          f"{f(g('huey_sqlite_full', k), 2)} | {f(g('huey_sqlite', k), 2)} |")

@@ -68,7 +68,7 @@ class JobStore:
         self.url, self.path, self.synchronous = url, _sqlite_path(url), synchronous
         self.pool_size, self._idle, self._tls = pool_size, {}, threading.local()
         self._ops, self._ckpt, self._wal_big, self._ckpt_lock = 0, False, False, threading.Lock()
-        self._wal_near = False  # past twice WAL_LIMIT while a catch-up runs: the log's size is looked at every statement
+        self._wal_near = False  # past twice WAL_LIMIT (as whenever `_wal_big`): the log's size is looked at every statement
         self._held, self._pause = False, threading.Lock()  # writers stand back while the log restarts (`_restart`)
         self.listeners = []  # callables told (self) when a job becomes due here
         self.runner = None   # an in-process scheduler serving this store, if any
@@ -133,7 +133,7 @@ class JobStore:
             self._give(c, wait); raise
         self._give(c, wait)
         self._ops += 1
-        if (self._wal_big or self._wal_near or self._ops % CHECK_WAL_EVERY == 0) and not getattr(self._tls, 'ckpt', False):
+        if (self._wal_near or self._ops % CHECK_WAL_EVERY == 0) and not getattr(self._tls, 'ckpt', False):
             size = self.wal_size()
             self._wal_near = size > 2 * WAL_LIMIT  # near the limit: the writers stand back at it, not 64 statements past it
             self._wal_big = size > (3 if self._ckpt else 2) * WAL_LIMIT  # no background checkpoint caught up with it:
