@@ -125,7 +125,7 @@ MUTANTS = [
                 d[k] = None if want is object''', '''            except RecursionError as e:
                 d[k] = None if want is object''', [G + 'test_a_corrupt_row_is_listed_as_broken']),
     ("the log's size is never looked at", 'store.py',
-     "if (self._wal_near or self._ops % CHECK_WAL_EVERY == 0) and not getattr(self._tls, 'ckpt', False):", 'if False:',
+     "if (self._wal_near or self._ops % CHECK_WAL_EVERY == 0) and not self._tls.ckpt:", 'if False:',
      [G + 'test_the_log_stays_small_under_a_burst']),
     ("a forked child's job threads are its parent's", 'runner.py',
      "os.register_at_fork(after_in_child=lambda: (t := me()) is not None and t._forked())", "pass",

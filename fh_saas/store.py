@@ -54,6 +54,11 @@ _idle_lru, _idle_lock = OrderedDict(), threading.Lock()  # every idle connection
 _bg = ThreadPoolExecutor(1, thread_name_prefix='fh-saas-checkpoint')
 _NEEDED = set(COLUMNS) | set(re.findall(r'CREATE (?:UNIQUE )?INDEX IF NOT EXISTS (\w+)', SCHEMA + INDEXES))  # columns and indexes
 
+class _Local(threading.local):
+    "What one thread is doing with a store: plain attributes with defaults, cheaper than `getattr(local, name, default)`."
+    wait = 5.0    # seconds a lent connection may wait for another writer's lock (`inline` changes it for one call)
+    ckpt = False  # this thread is checkpointing: it neither waits at the restart pause nor starts another checkpoint
+
 class JobStore:
     "The `tenant_jobs` table of one SQLite database file, with a small pool of connections."
     dialect = 'sqlite'
@@ -66,7 +71,7 @@ class JobStore:
         if synchronous not in ('NORMAL', 'FULL', 'EXTRA'):
             raise ValueError(f"synchronous must be NORMAL, FULL or EXTRA, not {synchronous!r}")
         self.url, self.path, self.synchronous = url, _sqlite_path(url), synchronous
-        self.pool_size, self._idle, self._tls = pool_size, {}, threading.local()
+        self.pool_size, self._idle, self._tls = pool_size, {}, _Local()
         self._ops, self._ckpt, self._wal_big, self._ckpt_lock = 0, False, False, threading.Lock()
         self._wal_near = False  # past twice WAL_LIMIT (as whenever `_wal_big`): the log's size is looked at every statement
         self._held, self._pause = False, threading.Lock()  # writers stand back while the log restarts (`_restart`)
@@ -107,33 +112,36 @@ class JobStore:
         "Make an idle connection of another kind one that waits `wait` s for a lock."
         c.execute(f'PRAGMA busy_timeout={int(wait * 1000)}')
 
-    @contextmanager
-    def _conn(self):
-        "Lend one connection to one operation; it is never used by two threads at once."
-        wait = getattr(self._tls, 'wait', 5.0)  # seconds it may wait for another writer's lock
+    def _lend(self) -> tuple:
+        "Lend one connection to one operation, `(connection, wait)`; it is never used by two threads at once. `_back` takes it back."
+        wait, tls = self._tls.wait, self._tls  # seconds it may wait for another writer's lock
         with _idle_lock:
-            idle, other = self._idle.setdefault(wait, []), None
-            if not idle:  # none of this kind: one of another kind is retuned, cheaper than opening the file again
+            idle = self._idle.get(wait)
+            if idle: c = idle.pop(); _idle_lru.pop(id(c), None); other = None  # the usual case: one of this kind is idle
+            else:  # none of this kind: one of another kind is retuned, cheaper than opening the file again
                 other = next((w for w, cs in self._idle.items() if cs), None)
-                if other is not None: idle = self._idle[other]
-            c = idle.pop() if idle else None
-            if c is not None: _idle_lru.pop(id(c), None)
+                c = None if other is None else self._idle[other].pop()
+                if c is not None: _idle_lru.pop(id(c), None)
         if c is not None and other is not None:
             try: self._tune(c, wait)
             except sqlite3.Error: c.close(); c = None
         if c is None: c = self._connect(wait)
-        if self._held and wait and not getattr(self._tls, 'ckpt', False):
+        if self._held and wait and not tls.ckpt:
             with self._pause: pass  # the log is restarting: woken the moment it has, not after SQLite's 1, 2, 5 ms busy sleeps
-        try: yield c
-        except BaseException as e:
+        return c, wait
+
+    def _back(self, c, wait:float, exc:BaseException|None=None):
+        "Take back a connection `_lend` lent, after its operation (which raised `exc`, if given): keep it for reuse, look at the log."
+        if exc is not None:
             if c.in_transaction:
                 try: c.rollback()
                 except sqlite3.Error: pass
-            if not is_busy(e): c.close(); raise  # a connection that met anything but a lock is not reused
-            self._give(c, wait); raise
+            if is_busy(exc): self._give(c, wait)
+            else: c.close()  # a connection that met anything but a lock is not reused
+            return
         self._give(c, wait)
         self._ops += 1
-        if (self._wal_near or self._ops % CHECK_WAL_EVERY == 0) and not getattr(self._tls, 'ckpt', False):
+        if (self._wal_near or self._ops % CHECK_WAL_EVERY == 0) and not self._tls.ckpt:
             size = self.wal_size()
             self._wal_near = size > 2 * WAL_LIMIT  # near the limit: the writers stand back at it, not 64 statements past it
             self._wal_big = size > (3 if self._ckpt else 2) * WAL_LIMIT  # no background checkpoint caught up with it:
@@ -141,6 +149,14 @@ class JobStore:
             if self._wal_big and wait: self.checkpoint(wait=2.0)  # far behind, and this thread may wait: catch up here
             elif size > WAL_LIMIT and not self._ckpt:
                 self._ckpt = True; _bg.submit(self._catch_up)  # in a thread of its own
+
+    @contextmanager
+    def _conn(self):
+        "One lent connection for the `with` block (see `_lend`)."
+        c, wait = self._lend()
+        try: yield c
+        except BaseException as e: self._back(c, wait, e); raise
+        self._back(c, wait)
 
     def _give(self, c, wait:float):
         "Keep `c` for reuse, within the per-store and process-wide caps; close what falls outside them."
@@ -156,11 +172,19 @@ class JobStore:
 
     def _exec(self, sql:str, args:dict|None=None, again:Callable|None=None) -> list[dict]:
         "Run one statement in its own transaction; the rows it produced. (`again`: see the PostgreSQL store.)"
-        with self._conn() as c: return [dict(r) for r in c.execute(sql, args or {}).fetchall()]
+        c, wait = self._lend()  # `_lend` and `_back`, not `_conn`: one statement a job state pays no context manager
+        try: rows = c.execute(sql, args or {}).fetchall()
+        except BaseException as e: self._back(c, wait, e); raise
+        self._back(c, wait)
+        return [dict(r) for r in rows]
 
     def _write(self, sql:str, args:dict) -> int:
         "Run one write; return how many rows it changed."
-        with self._conn() as c: return c.execute(sql, args).rowcount
+        c, wait = self._lend()
+        try: n = c.execute(sql, args).rowcount
+        except BaseException as e: self._back(c, wait, e); raise
+        self._back(c, wait)
+        return n
 
     @property
     def inline_ok(self) -> bool:
@@ -175,7 +199,7 @@ class JobStore:
         "Call store method `fn(*args)` on connections that wait at most `wait` s for a lock: `(True, result)`, or `(False, None)` if busy."
         if (self._wal_big or self._held) and not wait: return False, None  # the log outgrew its checkpoints, or is
                                                                           # restarting: write from a thread
-        old, self._tls.wait = getattr(self._tls, 'wait', 5.0), float(wait)
+        old, self._tls.wait = self._tls.wait, float(wait)
         try: return True, fn(*args)
         except sqlite3.OperationalError as e:
             if is_busy(e): return False, None
@@ -198,7 +222,7 @@ class JobStore:
             with self._ckpt_lock, self._conn() as c:  # one checkpoint at a time: a second one would only fail
                 c.execute(f'PRAGMA busy_timeout={int(wait * 1000)}')
                 try: r = tuple(c.execute(f'PRAGMA wal_checkpoint({mode})').fetchone())
-                finally: c.execute(f"PRAGMA busy_timeout={int(getattr(self._tls, 'wait', 5.0) * 1000)}")  # its kind's again
+                finally: c.execute(f"PRAGMA busy_timeout={int(self._tls.wait * 1000)}")  # its kind's again
         except sqlite3.Error: pass
         finally:
             self._tls.ckpt = False

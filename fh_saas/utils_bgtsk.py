@@ -188,11 +188,13 @@ def _check_num(name, v, allow_none=True, most=MAX_WAIT):
         raise ValueError(f"{name} must be a number from 0 to {most:,.0f}, not {v!r}")
     return float(v)
 
+_CONTROL = re.compile('[\x00-\x1f\x7f]')
+
 def _check_text(name, v, most=200):
     "A short text that any page and any database can hold: no control characters, valid UTF-8."
     if not isinstance(v, str) or not v.strip() or len(v) > most:
         raise ValueError(f"{name} must be a non-empty string of at most {most} characters, not {v!r}")
-    if any(ord(c) < 32 or ord(c) == 127 for c in v): raise ValueError(f"{name} must not hold control characters: {v!r}")
+    if _CONTROL.search(v): raise ValueError(f"{name} must not hold control characters: {v!r}")
     try: v.encode('utf-8')
     except UnicodeEncodeError: raise ValueError(f"{name} is not valid text (a lone surrogate?): {v!r}") from None
     return v
@@ -242,10 +244,12 @@ def _new_row(self:BackgroundTaskManager, job_type, task_func, kwargs, max_retrie
         try: sig.bind(**kwargs)
         except TypeError as e:
             raise TypeError(f"task arguments do not fit {task_func.__name__}{sig}: {e}") from None
-    _depth(kwargs)
-    try: payload = json.dumps(kwargs, allow_nan=False)
-    except (TypeError, ValueError, RecursionError) as e:
-        raise TypeError(f"task arguments must be JSON (str, int, float, bool, None, list, dict): {e}") from None
+    if not kwargs: payload = '{}'  # most jobs: no arguments, nothing to nest or encode
+    else:
+        _depth(kwargs)
+        try: payload = json.dumps(kwargs, allow_nan=False)
+        except (TypeError, ValueError, RecursionError) as e:
+            raise TypeError(f"task arguments must be JSON (str, int, float, bool, None, list, dict): {e}") from None
     if len(payload.encode()) > self.max_payload:
         raise ValueError(f"task arguments are {len(payload.encode()):,} bytes of JSON, over the {self.max_payload:,} "
                          "byte limit: store large data elsewhere and pass its id")
