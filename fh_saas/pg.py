@@ -380,6 +380,7 @@ class FinishGroup:
                 ):
         self.conninfo, self.lock, self.queue, self.busy = conninfo, threading.Lock(), [], False
         self._loops, self._flushes = weakref.WeakKeyDictionary(), set()  # event loop -> its waiting attempts
+        self._last = (lambda: None, None)  # (weak reference to the loop last seen, its entry): no weak key made a job
         self.stats = dict(writes=0, rows=0)
 
     def finish(self,
@@ -408,8 +409,11 @@ class FinishGroup:
                           ) -> str|None:
         "`finish` for a coroutine on the event loop: the attempts ending meanwhile go out in one statement, from an I/O thread."
         loop = asyncio.get_running_loop()
-        w = self._loops.get(loop)
-        if w is None: w = self._loops[loop] = dict(queue=[], flushing=False)
+        ref, w = self._last
+        if ref() is not loop:  # another loop than last time (a worker has one: this is rare)
+            w = self._loops.get(loop)
+            if w is None: w = self._loops[loop] = dict(queue=[], flushing=False)
+            self._last = (weakref.ref(loop), w)
         fut = loop.create_future(); w['queue'].append((store, row, fut))
         if not w['flushing']:  # else the flush under way takes it with the next group
             w['flushing'] = True; self._flushes.add(loop.create_task(self._flush(w)))

@@ -160,15 +160,18 @@ class JobStore:
 
     def _give(self, c, wait:float):
         "Keep `c` for reuse, within the per-store and process-wide caps; close what falls outside them."
-        evict = []
         with _idle_lock:
-            idle = self._idle.setdefault(wait, [])
-            if len(idle) < self.pool_size:
-                idle.append(c); _idle_lru[id(c)] = (self, wait, c); c = None
+            idle = self._idle.get(wait)
+            if idle is None: idle = self._idle[wait] = []
+            if len(idle) >= self.pool_size: evict = [c]  # this store keeps enough of this kind
+            else:
+                idle.append(c); _idle_lru[id(c)] = (self, wait, c)
+                if len(_idle_lru) <= MAX_IDLE: return  # the usual case: kept, nothing to close
+                evict = []
                 while len(_idle_lru) > MAX_IDLE:  # over the process-wide cap: close the least recently used
                     st, w, old = _idle_lru.popitem(last=False)[1]
                     st._idle[w].remove(old); evict.append(old)
-        for x in evict + ([c] if c is not None else []): x.close()
+        for x in evict: x.close()
 
     def _exec(self, sql:str, args:dict|None=None, again:Callable|None=None) -> list[dict]:
         "Run one statement in its own transaction; the rows it produced. (`again`: see the PostgreSQL store.)"
@@ -189,7 +192,7 @@ class JobStore:
     @property
     def inline_ok(self) -> bool:
         "Whether a write here is quick enough to make on the event loop (no fsync per commit)."
-        return self.synchronous.upper() == 'NORMAL'
+        return self.synchronous == 'NORMAL'  # upper case since `__init__`
 
     def inline(self,
                fn:Callable, # a store method
