@@ -131,7 +131,7 @@ MUTANTS = [
      "os.register_at_fork(after_in_child=lambda: (t := me()) is not None and t._forked())", "pass",
      [G + 'test_job_threads_work_in_a_forked_child']),
     ('a new job thread counts itself free before its first work', 'runner.py',
-     "loop, fut, fn, args = self.work.get()  # a new thread's first work", "self.idle.release(); loop, fut, fn, args = self.work.get()  #",
+     "loop, fut, fn, args = self.work.get()  # a new thread's first work", "self.idle += 1; loop, fut, fn, args = self.work.get()  #",
      [G + 'test_a_tenants_long_jobs_leave_a_slot_for_another_tenant']),
     ("a busy log's checkpoint locks writers out", 'store.py', "_bg.submit(self._catch_up)",
      "_bg.submit(self.checkpoint)", [G + 'test_a_busy_logs_checkpoint_never_locks_out_the_event_loop']),

@@ -35,7 +35,7 @@ class JobThreads:
     def _forked(self):
         "Every slot free, no thread yet, new locks: how the threads start, in a new process or in a forked child."
         self.free, self.lock, self.waiters = self.n, threading.Lock(), collections.deque()
-        self.threads, self.work, self.idle = [], queue.SimpleQueue(), threading.Semaphore(0)
+        self.threads, self.work, self.idle = [], queue.SimpleQueue(), 0  # idle: threads waiting for work (under `lock`)
         self.done = {}  # event loop -> results waiting for the one wake-up already asked of it (`_settle`)
 
     def take(self,
@@ -77,11 +77,11 @@ class JobThreads:
         "Run `fn(*args)` in one of these threads (the caller holds a slot, so one is free); a future of its result."
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
-        if not self.idle.acquire(blocking=False):  # none waiting for work: one more thread, up to `n`
-            with self.lock:
-                if len(self.threads) < self.n:
-                    t = threading.Thread(target=self._serve, name=f"{self.name}_{len(self.threads)}", daemon=True)
-                    self.threads.append(t); t.start()
+        with self.lock:  # a plain count under the lock this class holds anyway: a `Semaphore` is Python code, a job's 3 us
+            if self.idle: self.idle -= 1  # one waits for work: it takes this
+            elif len(self.threads) < self.n:  # none waiting for work: one more thread, up to `n`
+                t = threading.Thread(target=self._serve, name=f"{self.name}_{len(self.threads)}", daemon=True)
+                self.threads.append(t); t.start()
         self.work.put((loop, fut, fn, args))
         return fut
 
@@ -94,12 +94,12 @@ class JobThreads:
             with self.lock:  # results that end while the loop has not yet woken for the first go with it
                 first = loop not in self.done
                 self.done.setdefault(loop, []).append((fut, ok, r))
+                self.idle += 1  # free again, before the loop hears of it: its next `run` hands work here, starts no thread
             if first:
                 try: loop.call_soon_threadsafe(self._settle, loop)
                 except RuntimeError:  # that loop has closed: no one waits for it
                     with self.lock: self.done.pop(loop, None)
             del loop, fut, fn, args, r  # hold nothing of the job while idle
-            self.idle.release()  # free again: the next `run` hands its work here instead of starting a thread
 
     def _settle(self, loop):
         "On `loop`: give every result its threads handed it since it was woken to its future, in one turn."
@@ -232,14 +232,15 @@ class LeaseKeeper:
 
     def _forked(self):
         "No attempts, no thread, a new lock: how the keeper starts, in a new process or a forked child."
-        self.ctxs, self.cv, self.thread, self._poked = {}, threading.Condition(), None, set()
+        self.lock = threading.Lock()  # taken as itself where no one waits (`add`, `remove`): no Python frames a job
+        self.ctxs, self.cv, self.thread, self._poked = {}, threading.Condition(self.lock), None, set()
         self._wake = float('inf')  # when the thread will wake next by itself
 
     def add(self,
             ctx:JobContext, # the claimed attempt
            ):
         "Start renewing `ctx`'s lease every third of its length."
-        with self.cv:
+        with self.lock:
             ctx._due = time.monotonic() + ctx.lease / 3
             self.ctxs[id(ctx)] = ctx
             if self.thread is None:
@@ -251,7 +252,7 @@ class LeaseKeeper:
                ctx:JobContext, # the attempt whose outcome was written
               ):
         "Stop renewing `ctx`'s lease."
-        with self.cv: self.ctxs.pop(id(ctx), None); self._poked.discard(id(ctx))
+        with self.lock: self.ctxs.pop(id(ctx), None); self._poked.discard(id(ctx))
 
     def poke(self,
              ctx:JobContext, # an attempt with a new progress report
