@@ -173,21 +173,21 @@ class JobStore:
                     st._idle[w].remove(old); evict.append(old)
         for x in evict: x.close()
 
-    def _exec(self, sql:str, args:dict|None=None, again:Callable|None=None) -> list[dict]:
-        "Run one statement in its own transaction; the rows it produced. (`again`: see the PostgreSQL store.)"
+    def _one(self, sql:str, args:dict|None, rows:bool):
+        "Run one statement in its own transaction: its rows (`rows`) or how many rows it changed."
         c, wait = self._lend()  # `_lend` and `_back`, not `_conn`: one statement a job state pays no context manager
-        try: rows = c.execute(sql, args or {}).fetchall()
+        try: cur = c.execute(sql, args or {}); r = cur.fetchall() if rows else cur.rowcount
         except BaseException as e: self._back(c, wait, e); raise
         self._back(c, wait)
-        return [dict(r) for r in rows]
+        return r
+
+    def _exec(self, sql:str, args:dict|None=None, again:Callable|None=None) -> list[dict]:
+        "Run one statement in its own transaction; the rows it produced. (`again`: see the PostgreSQL store.)"
+        return [dict(r) for r in self._one(sql, args, True)]
 
     def _write(self, sql:str, args:dict) -> int:
         "Run one write; return how many rows it changed."
-        c, wait = self._lend()
-        try: n = c.execute(sql, args).rowcount
-        except BaseException as e: self._back(c, wait, e); raise
-        self._back(c, wait)
-        return n
+        return self._one(sql, args, False)
 
     @property
     def inline_ok(self) -> bool:
