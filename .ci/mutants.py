@@ -230,6 +230,9 @@ MUTANTS = [
      'due, ts = now + (delay or 0), timestamp(now)', [P + 'test_run_at_is_respected']),
     ('web processes run jobs though told not to', 'utils_bgtsk.py', 'if not self.run_here: return None', 'pass',
      [P + 'test_web_processes_only_enqueue_when_told']),
+    ("a submit that finds the file locked gives up instead of waiting for it", 'utils_bgtsk.py',
+     "if not ok: job_id = st.insert(row)", "if not ok: raise RuntimeError('database is locked')",
+     [G + 'test_a_submit_made_while_another_process_holds_the_file_waits_for_it_and_writes_once']),
     # issue 13: schedules, priorities, the operator's gates
     ('schedule slots written without their key', 'schedules.py',
      "timeout=sched.timeout, key=sched.key(t), priority=sched.priority)", "timeout=sched.timeout, key=None, priority=sched.priority)",

@@ -599,7 +599,10 @@ async def _run_sync(self:Runner, fn:Callable, kwargs:dict, ctx:JobContext, row:d
                 log.warning("job %s: attempt %s ran over its %s s timeout; waiting for its thread to stop",
                             row['id'], row['attempt'], row['timeout'])
         r = await fut
-        return await self._record(row, r, ctx) if isinstance(r, Outcome) else r
+        if not isinstance(r, Outcome): return r  # recorded in the thread
+        if self.threads.n - self.threads.free <= 1 and (done := self._record_inline(row, r, ctx)) is not None:
+            return done  # alone, as `run_claimed`'s async attempts: written now on the loop, no await
+        return await self._record(row, r, ctx)
 
 @patch
 def _attempt_sync(self:Runner, fn:Callable, kwargs:dict, ctx:JobContext, row:dict):

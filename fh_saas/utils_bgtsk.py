@@ -164,7 +164,9 @@ def enqueue(self:BackgroundTaskManager,
            ) -> tuple[str, BackgroundTask]:
     "Write a pending job and return `(job_id, bg_task)`; `bg_task` runs it once Starlette has sent the response."
     row = self._new_row(job_type, task_func, kwargs or {}, max_retries, delay, run_at, timeout, key, priority)
-    job_id = self.store.insert(row)
+    st = self.store  # first with no wait for the lock: the connection the claim and the finish on the loop use
+    ok, job_id = st.inline(st.insert, row) if st.inline_ok else (False, None)
+    if not ok: job_id = st.insert(row)  # another writer holds the file: wait for it (up to the busy timeout)
     if row['func_path']: _submitted.add(row['func_path'])  # declared in this process: it was submitted here
     for f in self.store.listeners: f(self.store)
     return job_id, BackgroundTask(self.run, job_id)

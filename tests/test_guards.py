@@ -274,6 +274,22 @@ def test_a_result_outlasts_a_lock_longer_than_the_busy_timeout(tmp_path):
     finally: r._end(ctx); locker.wait()
     assert st.get(i)['result'] == '3'
 
+def test_a_submit_made_while_another_process_holds_the_file_waits_for_it_and_writes_once(tmp_path):
+    "The submit's first, no-wait write finds the file locked: it waits for the lock (within the busy timeout) and writes the job once."
+    m = BackgroundTaskManager(JobStore(f"sqlite:///{tmp_path/'acme.db'}"), run_here=False)
+    locker = subprocess.Popen([sys.executable, '-c', f"import sqlite3, time; c = sqlite3.connect({str(m.store.path)!r}, "
+                               "isolation_level=None); c.execute('BEGIN IMMEDIATE'); print('locked', flush=True); "
+                               "time.sleep(1); print(time.time(), flush=True); c.execute('COMMIT')"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert locker.stdout.readline().strip() == 'locked'
+        job_id, _ = m.submit('add', add, a=1, b=2)
+        written = time.time()
+        released = float(locker.stdout.readline())
+    finally: locker.kill(); locker.wait()
+    assert written >= released  # it waited for the other writer, neither failing nor skipping the write
+    assert [(j.id, j.status, j.payload) for j in m.list_jobs()] == [(job_id, 'pending', {'a': 1, 'b': 2})]
+
 GO = threading.Event()
 async def held(n: int):
     "Runs until the test says go; the third one fails."
