@@ -233,6 +233,13 @@ MUTANTS = [
     ("a submit that finds the file locked gives up instead of waiting for it", 'utils_bgtsk.py',
      "if not ok: job_id = st.insert(row)", "if not ok: raise RuntimeError('database is locked')",
      [G + 'test_a_submit_made_while_another_process_holds_the_file_waits_for_it_and_writes_once']),
+    ("a host's new tenant file gets SQLite's default page size", 'db_host.py',
+     "try: c.execute(f'PRAGMA page_size={PAGE_SIZE}'); c.execute('PRAGMA journal_mode=WAL'); break",
+     "try: c.execute('PRAGMA journal_mode=WAL'); c.execute(f'PRAGMA page_size={PAGE_SIZE}'); break",
+     [G + 'test_new_tenant_files_get_small_pages_and_older_files_keep_theirs']),
+    ("a store's new file gets SQLite's default page size", 'store.py',
+     "if create: c.execute(f'PRAGMA page_size={PAGE_SIZE}')", "pass",
+     [G + 'test_new_tenant_files_get_small_pages_and_older_files_keep_theirs']),
     # issue 13: schedules, priorities, the operator's gates
     ('schedule slots written without their key', 'schedules.py',
      "timeout=sched.timeout, key=sched.key(t), priority=sched.priority)", "timeout=sched.timeout, key=None, priority=sched.priority)",

@@ -12,7 +12,8 @@ from pathlib import Path
 from fastcore.basics import store_attr
 
 # %% auto #0
-__all__ = ['RACY', 'RACY_FINE', 'timestamp', 'gen_id', 'check_tenant_id', 'mask_url', 'TenantHost', 'settled', 'SqliteHost']
+__all__ = ['RACY', 'RACY_FINE', 'PAGE_SIZE', 'timestamp', 'gen_id', 'check_tenant_id', 'mask_url', 'TenantHost', 'settled',
+           'SqliteHost']
 
 # %% ../nbs/00_db_host.ipynb #04d698df
 _second = (None, '')  # the last whole second formatted, and its text: most calls only format the microseconds
@@ -86,6 +87,11 @@ def settled(ts_ns:int, # a file's or folder's timestamp (`st_mtime_ns`, `st_ctim
     "Whether a change made after `at` is sure to give a timestamp other than `ts_ns` (it is older than the clock's step)."
     return ts_ns < (at - (RACY if ts_ns % 1_000_000_000 == 0 else RACY_FINE)) * 1e9
 
+#: bytes in a page of a tenant SQLite file this package makes (SQLite's default: 4096). Each of a job's writes changes
+#: a few pages (the row's and its indexes'), and every changed page goes whole into the write-ahead log and back into
+#: the file: half-size pages halve those copies. Fixed when a file is made: files made before keep their own.
+PAGE_SIZE = 2048
+
 class SqliteHost(TenantHost):
     "Tenant databases as SQLite files, one per tenant, under `data_dir`."
     kind = 'sqlite'
@@ -122,7 +128,8 @@ class SqliteHost(TenantHost):
         if not p.exists():
             for tries in range(100):  # created by several at once: the switch to WAL answers "locked" without waiting
                 c = sqlite3.connect(p, timeout=5.0)
-                try: c.execute('PRAGMA journal_mode=WAL'); break
+                try: c.execute(f'PRAGMA page_size={PAGE_SIZE}'); c.execute('PRAGMA journal_mode=WAL'); break  # pages first:
+                                                                           # the switch to WAL writes the file's header
                 except sqlite3.OperationalError as e:
                     if 'locked' not in str(e) or tries == 99: raise
                     time.sleep(0.02)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import quote, unquote
 from fastcore.basics import patch
-from .db_host import timestamp, gen_id, mask_url
+from .db_host import timestamp, gen_id, mask_url, PAGE_SIZE
 from .jobs import SCHEMA, COLUMNS, MIGRATIONS, INDEXES, OLD_INDEXES, STATUSES, FINISHED, retry_delay
 
 # %% auto #0
@@ -101,6 +101,7 @@ class JobStore:
                             isolation_level=None, check_same_thread=False)
         try:
             c.row_factory = sqlite3.Row
+            if create: c.execute(f'PRAGMA page_size={PAGE_SIZE}')  # a new file's (no effect on a file that has pages)
             c.execute('PRAGMA journal_mode=WAL'); c.execute(f'PRAGMA synchronous={self.synchronous}')
             c.execute(f'PRAGMA journal_size_limit={WAL_LIMIT}')
             c.execute('PRAGMA wal_autocheckpoint=0')  # no commit pays for a checkpoint: the store's own thread makes them

@@ -344,6 +344,26 @@ def test_attempts_ending_together_while_a_short_lock_is_held_are_written_togethe
     six_ending_while_locked(tmp_path, LATE_WAIT / 3, soon)
 
 # ------------------------------------------------------------------ storage faults and bounds
+def test_new_tenant_files_get_small_pages_and_older_files_keep_theirs(tmp_path):
+    """A file fh-saas makes (`SqliteHost.create`, `JobStore(create=True)`) has `PAGE_SIZE`-byte pages in WAL mode: each
+    page a write changes is copied whole into the log and back. A file made before, with SQLite's 4096, keeps them and works."""
+    import sqlite3
+    from fh_saas.db_host import PAGE_SIZE
+    def pages(p):
+        c = sqlite3.connect(p)
+        try: return c.execute('PRAGMA page_size').fetchone()[0], c.execute('PRAGMA journal_mode').fetchone()[0]
+        finally: c.close()
+    host = SqliteHost(tmp_path/'tenants')
+    host.create('acme')
+    JobStore(f"sqlite:///{tmp_path/'direct.db'}").close()
+    assert pages(host.path('acme')) == pages(tmp_path/'direct.db') == (PAGE_SIZE, 'wal') and PAGE_SIZE < 4096
+    old = tmp_path/'old.db'
+    c = sqlite3.connect(old); c.execute('PRAGMA journal_mode=WAL'); c.execute('CREATE TABLE app_table (x)'); c.close()
+    m = BackgroundTaskManager(JobStore(f"sqlite:///{old}"))
+    job_id, bg = m.submit('add', add, a=1, b=2)
+    anyio.run(bg)
+    assert pages(old) == (4096, 'wal') and (m.get_job(job_id).status, m.get_job(job_id).result) == ('completed', 3)
+
 def test_a_deleted_database_is_not_created_again(tmp_path):
     st = JobStore(f"sqlite:///{tmp_path/'acme.db'}")
     st.close()

@@ -1,10 +1,11 @@
 """The floor on fh-saas's own table: a bare stdlib `sqlite3` loop, no fh-saas code on the path, making the three
 committed writes fh-saas's `bg_task` path makes (insert pending, claim by id with its RETURNING, finish) on
-fh-saas's schema (text ids, the indexes the dashboard, claims and idempotency keys need), WAL + synchronous NORMAL.
+fh-saas's schema (text ids, the indexes the dashboard, claims and idempotency keys need) in a file made as fh-saas
+makes one (`PAGE_SIZE`-byte pages), WAL + synchronous NORMAL.
 What any job runner keeping fh-saas's rows would spend in SQLite alone. The task runs in the submitting coroutine."""
 import sqlite3, time
 from pathlib import Path
-from fh_saas.db_host import gen_id, timestamp
+from fh_saas.db_host import gen_id, timestamp, PAGE_SIZE
 from fh_saas.jobs import SCHEMA, INDEXES
 
 LABEL = "bare sqlite3 loop on fh-saas's table, same 3 commits"
@@ -27,6 +28,7 @@ class System:
 
     async def setup(self, where):
         self.db = sqlite3.connect(Path(where) / 'table.db', isolation_level=None)  # autocommit: each write commits
+        self.db.execute(f'PRAGMA page_size={PAGE_SIZE}')  # the pages of a file fh-saas makes
         self.db.execute('PRAGMA journal_mode=WAL'); self.db.execute('PRAGMA synchronous=NORMAL')
         if not self.checkpoints: self.db.execute('PRAGMA wal_autocheckpoint=0')
         self.db.executescript(SCHEMA + INDEXES)
