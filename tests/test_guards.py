@@ -364,6 +364,29 @@ def test_new_tenant_files_get_small_pages_and_older_files_keep_theirs(tmp_path):
     anyio.run(bg)
     assert pages(old) == (4096, 'wal') and (m.get_job(job_id).status, m.get_job(job_id).result) == ('completed', 3)
 
+def test_near_its_limit_the_log_is_looked_at_every_statement(tmp_path):
+    """Past twice `WAL_LIMIT` every write looks at the log's size (within `CHECK_WAL_EVERY` statements of passing it),
+    so the loop's no-wait writes stand back at the first statement that takes the log past three times the limit
+    while a catch-up runs. (Here no catch-up can start or catch up: the log only grows.)"""
+    import os
+    from fh_saas.store import CHECK_WAL_EVERY
+    st = JobStore(f"sqlite:///{tmp_path/'acme.db'}")
+    st._ckpt = True  # a catch-up is marked running, so none starts: nothing copies the log
+    looks, real = [0], st.wal_size
+    st.wal_size = lambda: looks.__setitem__(0, looks[0] + 1) or real()  # the store's own looks, counted
+    m, wal = BackgroundTaskManager(st, run_here=False), f"{st.path}-wal"
+    band, past = [], 0  # for each write while the log is between twice and three times the limit: whether it looked
+    for _ in range(20_000):
+        before = looks[0]
+        ok, _ = st.inline(st.insert, m._new_row('add', add, dict(a=1, b=2), 3, None, None, None, None))
+        if not ok: break
+        size = os.path.getsize(wal)
+        if 2 * WAL_LIMIT < size <= 3 * WAL_LIMIT: band.append(looks[0] > before)
+        past += size > 3 * WAL_LIMIT
+    assert not ok and len(band) > 2 * CHECK_WAL_EVERY, (ok, len(band))  # it stood back; the band held enough writes
+    assert all(band[CHECK_WAL_EVERY:]), f"{band[CHECK_WAL_EVERY:].count(False)} writes near the limit did not look at the log"
+    assert past <= 1, f"{past} no-wait writes went through after the log passed three times WAL_LIMIT"
+
 def test_a_deleted_database_is_not_created_again(tmp_path):
     st = JobStore(f"sqlite:///{tmp_path/'acme.db'}")
     st.close()
