@@ -241,6 +241,9 @@ MUTANTS = [
     ("a store's new file gets SQLite's default page size", 'store.py',
      "if create: c.execute(f'PRAGMA page_size={PAGE_SIZE}')", "pass",
      [G + 'test_new_tenant_files_get_small_pages_and_older_files_keep_theirs']),
+    ("a sync attempt that ran alone is dropped when the loop cannot write its outcome now", 'runner.py',
+     "        return await self._record(row, r, ctx)\n", "        return None, None\n",
+     ['tests/test_faults_store.py::test_finish_write_outlasting_busy_timeout_keeps_result']),
     # issue 13: schedules, priorities, the operator's gates
     ('schedule slots written without their key', 'schedules.py',
      "timeout=sched.timeout, key=sched.key(t), priority=sched.priority)", "timeout=sched.timeout, key=None, priority=sched.priority)",

@@ -577,10 +577,7 @@ async def run_claimed(self:Runner,
             except asyncio.CancelledError:  # the runner is stopping: hand the attempt back
                 with anyio.CancelScope(shield=True): await self._record(row, Outcome('released'), ctx)
                 raise
-        if self.store.inline_ok and self.threads.n - self.threads.free <= 1:  # alone (no other slot taken): written now
-                                                                              # on the loop, no await, nothing can cancel it halfway
-            done = self._record_inline(row, out, ctx)
-            if done is not None: return done
+        if (done := self._record_alone(row, out, ctx)) is not None: return done
         if not shield: return await self._record(row, out, ctx)
         with anyio.CancelScope(shield=True): return await self._record(row, out, ctx)
     finally: self._end(ctx)
@@ -600,8 +597,7 @@ async def _run_sync(self:Runner, fn:Callable, kwargs:dict, ctx:JobContext, row:d
                             row['id'], row['attempt'], row['timeout'])
         r = await fut
         if not isinstance(r, Outcome): return r  # recorded in the thread
-        if self.threads.n - self.threads.free <= 1 and (done := self._record_inline(row, r, ctx)) is not None:
-            return done  # alone, as `run_claimed`'s async attempts: written now on the loop, no await
+        if (done := self._record_alone(row, r, ctx)) is not None: return done
         return await self._record(row, r, ctx)
 
 @patch
@@ -609,6 +605,12 @@ def _attempt_sync(self:Runner, fn:Callable, kwargs:dict, ctx:JobContext, row:dic
     "In a job thread: run the task; record its outcome here too unless the event loop can (`Outcome` then)."
     out = call_sync(fn, kwargs, ctx)
     return out if self.store.inline_ok else self.record(row, out, ctx)
+
+@patch
+def _record_alone(self:Runner, row:dict, out:Outcome, ctx:JobContext) -> tuple|None:
+    "Record at once on the loop if this attempt runs alone (no other slot taken) and the store allows it: no await, nothing can cancel it halfway; `None` otherwise."
+    if self.store.inline_ok and self.threads.n - self.threads.free <= 1: return self._record_inline(row, out, ctx)
+    return None
 
 @patch
 def _record_inline(self:Runner, row:dict, out:Outcome, ctx:JobContext) -> tuple|None:
