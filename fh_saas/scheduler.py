@@ -75,6 +75,7 @@ class Scheduler:
         self.runners, self.next, self.sigs, self.woken, self.active, self.served = {}, {}, {}, set(), {}, {}
         self.busy, self.trouble, self.broken, self.lease_at, self._by_key = {}, {}, set(), {}, {}
         self._turn, self._tasks, self._handed = 0, set(), set()  # the tasks of the jobs running here; see `refill`
+        self._hints = {}  # store -> the id of the one job a submit told us of while nothing else was due there
         self.schedules, self._slots = schedules, {}   # (schedule name, tenant) -> the slot whose job was written
         self.stats = dict(runs=0, scans=0, queries=0, rescued=0)
         self._loop, self._event, self._stopping = None, None, False
@@ -118,15 +119,36 @@ class Scheduler:
 @patch
 def wake(self:Scheduler,
          store:JobStore|None=None, # the store with new work (`None`: look at everything)
+         job:tuple|None=None, # `(id, run_at)` of the one job this process just wrote to `store`, if that is the news
         ):
     "Ask the scheduler to look at `store` (or everything) now; safe from any thread."
-    if store is not None: self.woken.add(store)
-    if self._loop is not None and self._event is not None:
-        try: here = asyncio.get_running_loop() is self._loop
+    loop = self._loop
+    if loop is not None and self._event is not None:
+        try: here = asyncio.get_running_loop() is loop
         except RuntimeError: here = False  # another thread, with no loop
-        if here: self._event.set(); return  # on the scheduler's own loop (a submit in an async route): no self-pipe write
-        try: self._loop.call_soon_threadsafe(self._event.set)
-        except RuntimeError: pass  # the loop has closed
+        if not here:  # a submit in a sync route (Starlette's thread pool): the news is taken in on the loop
+            try: loop.call_soon_threadsafe(self._woken, store, job)
+            except RuntimeError:  # the loop has closed: noted for the next run
+                if store is not None: self.woken.add(store)
+            return
+    self._woken(store, job)  # on the scheduler's own loop (a submit in an async route): no self-pipe write
+
+@patch
+def _woken(self:Scheduler, store:JobStore|None, job:tuple|None):
+    "On the scheduler's loop (or with none running): note `store`'s news (a job it was told of: `_hint`) and wake the loop."
+    if store is not None:
+        if job is None or not self._hint(store, job): self._hints.pop(store, None)  # other news: claims read what is due
+        self.woken.add(store)
+    if self._event is not None: self._event.set()
+
+@patch
+def _hint(self:Scheduler, store:JobStore, job:tuple) -> bool:
+    "Remember `job`, `(id, run_at)`, as the only news of `store` if no other news waits there and nothing else is due; whether it was."
+    if self._event is None or store.dialect != 'sqlite' or store not in self.runners: return False  # not serving it
+    if store in self.woken: return False  # other news waits (a job told of is news too): the claim reads what is due
+    now = self.clock()
+    if job[1] > now or ((t := self.next.get(store, 0.0)) is not None and t <= now): return False  # not due, or others are
+    self._hints[store] = job[0]; return True
 
 @patch
 def _adopt(self:Scheduler, store:JobStore) -> Runner:
@@ -173,6 +195,7 @@ def _forget(self:Scheduler, store:JobStore, why:str):
     for d in (self.runners, self.next, self.sigs, self.served, self.lease_at, self.trouble, self._looked, self._wal_of):
         d.pop(store, None)
     for s in (self.woken, self._recheck, self._with_wal): s.discard(store)
+    self._hints.pop(store, None)
     key = self._keys.pop(store, None)
     if key is not None and self._by_key.get(key) is store: del self._by_key[key]
     self._listed, self._listed_from = (None, self._listed[1]), None  # listed again: a tenant made anew is served anew
@@ -383,12 +406,12 @@ async def _claim(self:Scheduler, st:JobStore, k:int, now:float) -> list[dict]|No
 async def _claim_all(self:Scheduler, plan:list, now:float, got:list):
     "Claim for each `(store, k)` of `plan` into `got`: tenants of one PostgreSQL server in one statement, others alone."
     batches = {}
-    for i, (st, k) in enumerate(plan):
+    for i, (st, k, _) in enumerate(plan):
         if getattr(st, 'claim_batch', None) is None or self.tenant_limit is not None: got[i] = await self._claim(st, k, now)
         elif not await self._rescue(st, now): got[i] = None
         else: batches.setdefault((type(st), st.conninfo), []).append(i)
     for idx in batches.values():
-        items, r = [plan[i] for i in idx], self.runners[plan[idx[0]][0]]
+        items, r = [plan[i][:2] for i in idx], self.runners[plan[idx[0]][0]]
         rows = await in_io(items[0][0].claim_batch, items, self.clock(), r.lease, r.me)
         self.stats['claims'] = self.stats.get('claims', 0) + 1
         for i, rs in zip(idx, rows): got[i] = rs
@@ -408,24 +431,28 @@ async def _dispatch(self:Scheduler):
             n = self.busy.get(st, 0)
             want = min(self.per_tenant if len(due) > 1 else self.tenant_slots, self.tenant_slots - n, share - n)  # alone: no one to be fair to, one claim
             if want <= 0: tried.add(st); continue  # at its share: a slot freeing up brings us back
-            k = self.threads.take(want)
+            told = self._hints.pop(st, None)  # the one job a submit here told us of, while nothing else was due
+            k = self.threads.take(1 if told else want)
             if not k: break
             self.woken.discard(st)
             self._turn += 1; self.served[st] = self._turn
-            plan.append((st, k))
+            plan.append((st, k, told))
         got = [None] * len(plan)
         try: await self._claim_all(plan, now, got)
         finally:  # claimed rows run even if a later claim raised; unused slots go back
-            for (st, k), rows in zip(plan, got):
+            for (st, k, _), rows in zip(plan, got):
                 self.threads.give(k - len(rows or ()))
                 for row in rows or ():
                     self.active[(st, row['id'])] = row['attempt']; self.busy[st] = self.busy.get(st, 0) + 1
                     self._spawn(st, row)
-        for (st, k), rows in zip(plan, got):
+        for (st, k, told), rows in zip(plan, got):
             if rows is None:  # locked or broken: skip it for a moment, the others go on
                 tried.add(st); self.next[st] = now + min(self.poll, 0.25 * 2 ** min(5, len(self.trouble)))
                 continue
             self._troubled(st, None)
+            if told and rows and rows[0]['id'] == told:  # the best due job was the one we were told of: what
+                self.stats['told'] = self.stats.get('told', 0) + 1
+                tried.add(st); continue                 # else is due there is still `next`, with nothing read
             if len(rows) < k:
                 tried.add(st)
                 ok, due_t = await self._call(st, st.due_times)
@@ -524,6 +551,7 @@ async def serve(self:Scheduler,
                ):
     "Run the scheduler until `stop()`; hands unfinished jobs back when it ends."
     self._loop, self._event, self._stopping = asyncio.get_running_loop(), asyncio.Event(), False
+    self._hints.clear()  # what a submit told an earlier run of the loop is read again
     t0 = time.monotonic()  # every tenant gets a first look again; the safety net's first rounds start a period from now
     self._unseen, self._listed, self._listed_from, self._names = {}, (None, {}), None, None
     self._rounds = {True: ([], t0), False: ([], t0)}

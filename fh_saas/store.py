@@ -75,7 +75,7 @@ class JobStore:
         self._ops, self._ckpt, self._wal_big, self._ckpt_lock = 0, False, False, threading.Lock()
         self._wal_near = False  # past twice WAL_LIMIT (as whenever `_wal_big`): the log's size is looked at every statement
         self._held, self._pause = False, threading.Lock()  # writers stand back while the log restarts (`_restart`)
-        self.listeners = []  # callables told (self) when a job becomes due here
+        self.listeners = []  # callables told `(self)` when a job becomes due here; a submit adds `(id, run_at)` of its job
         self.runner = None   # an in-process scheduler serving this store, if any
         self._ending = {}    # event loop -> the attempts that ended in its current turn (`finish_soon`)
         if not create and not self.path.exists():

@@ -168,8 +168,15 @@ def enqueue(self:BackgroundTaskManager,
     ok, job_id = st.inline(st.insert, row) if st.inline_ok else (False, None)
     if not ok: job_id = st.insert(row)  # another writer holds the file: wait for it (up to the busy timeout)
     if row['func_path']: _submitted.add(row['func_path'])  # declared in this process: it was submitted here
-    for f in self.store.listeners: f(self.store)
-    return job_id, BackgroundTask(self.run, job_id)
+    new = (job_id, row['run_at']) if job_id == row['id'] else None  # a key's earlier job is no news
+    for f in st.listeners: f(st, new)
+    return job_id, BackgroundTask(self._after_response, job_id, st.runner)
+
+@patch
+async def _after_response(self:BackgroundTaskManager, job_id:str, told) -> str|None:
+    "A submit's `bg_task`: `run(job_id)`, unless the scheduler the submit told of the job (`told`) still serves this store."
+    if told is not None and self.store.runner is told: return None  # it has the job: waking it again would cost it a look
+    return await self.run(job_id)
 
 @patch
 def submit(self:BackgroundTaskManager,

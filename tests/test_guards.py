@@ -5,6 +5,7 @@ breakage to a copy of the package and runs the tests it names, which must fail. 
 two) and asserts the one behaviour its guard exists for.
 """
 import asyncio, logging, os, subprocess, sys, threading, time
+from contextlib import asynccontextmanager
 from pathlib import Path
 import anyio, pytest
 from conftest import ROOT, Clock
@@ -782,3 +783,105 @@ def test_results_ending_together_in_job_threads_each_reach_their_own_caller():
                 assert await asyncio.gather(*[threads.run(work, k) for k in range(40)]) == [k * k for k in range(40)]
         return dict(threads.done)
     assert asyncio.run(go()) == {}   # nothing left waiting for a wake-up
+
+# ------------------------------------------------------------------ a submit tells the scheduler which job it wrote
+ORDER = []
+async def note(tag): ORDER.append(tag)
+
+def traced(monkeypatch):
+    "Every statement the stores opened from now on send, as text: a counter of what a job costs."
+    sent, connect = [], JobStore._connect
+    def _connect(self, wait, create=False):
+        c = connect(self, wait, create); c.set_trace_callback(sent.append); return c
+    monkeypatch.setattr(JobStore, '_connect', _connect)
+    return sent
+
+@pytest.mark.parametrize('route', ['async', 'sync'])
+def test_a_lone_submit_on_a_served_tenant_costs_three_statements(tmp_path, route, monkeypatch):
+    """A route on a served app submits (from the loop, or from Starlette's thread pool for a sync route), the response
+    goes out, Starlette awaits `bg_task`: the scheduler claims the job it was told of and finishes it; it reads no due
+    times after it, and the `bg_task` sends it on no second look."""
+    sent = traced(monkeypatch)
+    host = SqliteHost(tmp_path); host.create('acme')
+    sched = Scheduler(host, poll=30, schedules=(), task_modules=[__name__])
+    async def go():
+        async with sched.running():
+            m = BackgroundTaskManager(host.url('acme'))
+            first, _ = m.submit('anoop', anoop)   # the scheduler's first look at the tenant, and a job to warm up
+            await wait_async(lambda: m.get_job(first).status == 'completed')
+            await anyio.sleep(0.1); sent.clear()
+            for n in range(20):
+                if route == 'async': i, bg = m.submit('anoop', anoop)
+                else: i, bg = await anyio.to_thread.run_sync(lambda: m.submit('anoop', anoop))
+                for _ in range(3): await anyio.sleep(0)   # the response is sent
+                await bg()
+                await wait_async(lambda: sched.stats['runs'] >= 2 + n and not sched.active)
+            return [s for s in sent if 'tenant_jobs' in s]
+    sql = anyio.run(go)
+    assert sched.stats['runs'] == 21
+    def sent_like(*bits): return sum(all(b in s for b in bits) for s in sql)
+    # besides these, the lease keeper's periodic reads and renewals may fall inside the run: not counted
+    assert sent_like('MIN(run_at)') == 0, "due times were read after a job the scheduler was told of"
+    assert (sent_like('INSERT INTO'), sent_like("SET status = 'running'"), sent_like('UPDATE', 'progress = CASE')) == (20, 20, 20), \
+        "not one insert, one claim and one finish a job: " + str(sql)
+
+@asynccontextmanager
+async def served_and_idle(tmp_path, **kw):
+    "A scheduler serving tenant acme (`kw`: its settings), and acme's manager, once a first job ran and the scheduler is idle."
+    host = SqliteHost(tmp_path); host.create('acme')
+    sched = Scheduler(host, poll=30, schedules=(), task_modules=[__name__], **kw)
+    ORDER.clear(); FAILED_ONCE.clear()
+    async with sched.running():
+        m = BackgroundTaskManager(host.url('acme'))
+        await m.submit('note', note, tag='warm-up')[1]()
+        await wait_async(lambda: ORDER == ['warm-up'] and not sched.active)
+        await anyio.sleep(0.1)
+        yield m
+
+def test_a_submit_told_to_the_scheduler_still_lets_a_higher_priority_job_go_first(tmp_path):
+    "A job written where the scheduler was not told of it (another process), with a higher priority, runs before the one a submit told it of."
+    async def go():
+        async with served_and_idle(tmp_path, concurrency=1) as m:
+            now = time.time()   # another process's job, due now, priority 10: written, nobody told
+            m.store.insert(dict(id=gen_id(), job_type='note', status='pending', payload='{"tag": "other"}', priority=10,
+                                created_at=timestamp(now), run_at=now, updated_at=timestamp(now), func_path=f'{__name__}:note'))
+            await m.submit('note', note, tag='ours')[1]()
+            await wait_async(lambda: len(ORDER) == 3)
+    anyio.run(go)
+    assert ORDER == ['warm-up', 'other', 'ours']
+
+def test_a_job_a_submit_told_of_does_not_hide_a_later_due_time(tmp_path):
+    "A delayed job is known to the scheduler; a job told of by a submit, claimed alone, leaves that due time known: the delayed job runs on time."
+    async def go():
+        async with served_and_idle(tmp_path) as m:
+            t = time.monotonic()
+            await m.enqueue('note', note, dict(tag='later'), delay=0.4)[1]()
+            await anyio.sleep(0.1)
+            await m.submit('note', note, tag='now')[1]()
+            await wait_async(lambda: 'later' in ORDER, timeout=3)
+            return time.monotonic() - t
+    took = anyio.run(go)
+    assert ORDER == ['warm-up', 'now', 'later']
+    assert took < 1.2, f"the delayed job ran {took:.2f} s after it was written, 0.4 s asked"
+
+FAILED_ONCE = set()
+async def note_or_fail(tag):
+    if tag not in FAILED_ONCE: FAILED_ONCE.add(tag); raise ConnectionError('first attempt fails')
+    ORDER.append(tag)
+
+@pytest.mark.parametrize('news', ['a retry', 'a submit'])
+def test_news_the_scheduler_has_not_looked_at_is_not_hidden_by_a_job_a_submit_tells_it_of(tmp_path, news):
+    """A job made due where the scheduler has not yet looked (a retry asked, or a first submit), then a submit of a
+    higher-priority job in the same turn: the scheduler runs both, not only the one the last submit told it of."""
+    async def go():
+        async with served_and_idle(tmp_path) as m:
+            if news == 'a retry':
+                x, _ = m.enqueue('note_or_fail', note_or_fail, dict(tag='first'), max_retries=0)
+                await wait_async(lambda: m.get_job(x).status == 'failed' and not m.store.runner.active)
+                await anyio.sleep(0.1)
+            if news == 'a retry': m.retry(x)
+            else: m.submit('note', note, tag='first')
+            m.enqueue('note', note, dict(tag='high'), priority=10)   # in the same turn of the loop
+            await wait_async(lambda: len(ORDER) == 3, timeout=3)
+    anyio.run(go)
+    assert sorted(ORDER) == ['first', 'high', 'warm-up']
