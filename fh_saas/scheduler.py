@@ -6,7 +6,7 @@ Docs: https://fh-saas.github.io/fh-saas/scheduler.html.md"""
 
 # %% ../nbs/05_scheduler.ipynb #c22dd752
 from __future__ import annotations
-import os, time, asyncio, functools
+import os, time, asyncio, functools, heapq, itertools, threading
 from contextlib import asynccontextmanager
 from fastcore.basics import patch
 from typing import Any, Callable
@@ -48,6 +48,42 @@ def _sig_settled(sig:tuple, at:float) -> bool:
     "Whether every timestamp in `sig`, read at `at`, is old enough that a later commit must change it."
     return all(settled(part[-2], at) for part in sig if part is not None)
 
+class _DueTimes(dict):
+    "`store -> when it next needs the scheduler` (`None`: nothing known), with a heap of the times: what is due, and the earliest, found without reading every tenant's."
+    def __init__(self):
+        super().__init__()
+        self._heap, self._seq, self._lock = [], itertools.count(), threading.Lock()  # set from the loop and the I/O threads
+
+    def __setitem__(self, store, t):
+        with self._lock:
+            super().__setitem__(store, t)
+            if t is None: return  # the store's older entries stay in the heap: each is dropped when it comes up
+            heapq.heappush(self._heap, (t, next(self._seq), store))
+            if len(self._heap) > 2 * len(self) + 64:  # mostly stale entries: made again from the times as they are
+                self._heap = [(t, next(self._seq), s) for s, t in self.items() if t is not None]
+                heapq.heapify(self._heap)
+
+    def _valid(self, h:list):
+        "The heap's first entry that is the current time of its store (the stale ones before it dropped), or `None`."
+        while h and self.get(h[0][2]) != h[0][0]: heapq.heappop(h)
+        return h[0] if h else None
+
+    def due(self, now:float) -> list:
+        "The stores due by `now`, earliest first."
+        with self._lock:
+            h, got = self._heap, {}
+            while (e := self._valid(h)) is not None and e[0] <= now: got.setdefault(e[2], heapq.heappop(h))
+            for e in got.values(): heapq.heappush(h, e)
+        return list(got)
+
+    def first(self, ok:Callable) -> float|None:
+        "The earliest time of a store `ok(store)` accepts, or `None`."
+        with self._lock:
+            h, held = self._heap, []
+            while (e := self._valid(h)) is not None and not ok(e[2]): held.append(heapq.heappop(h))
+            for x in held: heapq.heappush(h, x)
+            return None if e is None else e[0]
+
 class Scheduler:
     "Runs the due jobs of every tenant database in this process; start it with the app's lifespan."
     def __init__(self, source, # a host with `.tenants()` and `.url(tenant)` (`SqliteHost`, `PgHost`), or a list of databases
@@ -72,7 +108,7 @@ class Scheduler:
         self.tenant_slots = tenant_slots or (concurrency - max(1, concurrency // 8) if concurrency > 1 else 1)
         self.lease, self.grace, self.policy, self.tasks, self.clock, self.worker = lease, grace, policy, tasks, clock, worker
         self.threads = JobThreads(concurrency)
-        self.runners, self.next, self.sigs, self.woken, self.active, self.served = {}, {}, {}, set(), {}, {}
+        self.runners, self.next, self.sigs, self.woken, self.active, self.served = {}, _DueTimes(), {}, set(), {}, {}
         self.busy, self.trouble, self.broken, self.lease_at, self._by_key = {}, {}, set(), {}, {}
         self._turn, self._tasks, self._handed = 0, set(), set()  # the tasks of the jobs running here; see `refill`
         self._hints = {}  # store -> the id of the one job a submit told us of while nothing else was due there
@@ -422,7 +458,8 @@ async def _dispatch(self:Scheduler):
     tried = set()  # stores that gave fewer jobs than asked (or none) in this call: not again until something changes
     while self.threads.free:
         now = self.clock()
-        due = [s for s, t in self.next.items() if ((t is not None and t <= now) or s in self.woken) and s not in tried]
+        due = [s for s in self.next.due(now) if s not in tried]  # from the due times' heap: not a walk over every tenant
+        due += [s for s in self.woken if s in self.next and s not in tried and s not in due]
         if not due: return await self._set_idle(not self.unseen)  # idle only once every tenant was looked at
         share = max(1, -(-self.concurrency // len(due)))  # while several tenants wait, none gets more than its share
         due.sort(key=lambda s: (self.busy.get(s, 0), self.served.get(s, 0)))
@@ -581,8 +618,8 @@ async def serve(self:Scheduler,
             waits = [next_scan - time.monotonic(), next_tick - time.monotonic()] + ([0] if self._unseen or self._bursting else [])
             if self.threads.free:
                 now = self.clock()
-                waits += [t - now for s, t in self.next.items() if t is not None
-                          and self.busy.get(s, 0) < self.tenant_slots]
+                t = self.next.first(lambda s: self.busy.get(s, 0) < self.tenant_slots)  # a tenant at its slots waits for one
+                if t is not None: waits.append(t - now)
                 if self.woken: waits.append(0)
             await self._nap(min(waits))
             self._event.clear()

@@ -885,3 +885,17 @@ def test_news_the_scheduler_has_not_looked_at_is_not_hidden_by_a_job_a_submit_te
             await wait_async(lambda: len(ORDER) == 3, timeout=3)
     anyio.run(go)
     assert sorted(ORDER) == ['first', 'high', 'warm-up']
+
+# ------------------------------------------------------------------ the scheduler's due times: a heap, no walk over every tenant
+def test_the_due_times_heap_keeps_every_current_time_however_often_one_changes():
+    "What is due and the earliest time come from the heap: right after a thousand changes of one store's time (the heap made again meanwhile), a store dropped, a time cleared."
+    from fh_saas.scheduler import _DueTimes
+    d, (a, b, c) = _DueTimes(), (object(), object(), object())
+    d[a], d[b], d[c] = 5.0, None, 7.0
+    for k in range(1000): d[b] = 100.0 + k
+    d[b] = 6.0
+    assert len(d._heap) < 200, "stale entries were never dropped"
+    assert (d.due(4.0), d.due(6.5), d.due(7.0)) == ([], [a, b], [a, b, c])
+    assert (d.first(lambda s: True), d.first(lambda s: s is not a), d.first(lambda s: False)) == (5.0, 6.0, None)
+    d.pop(a); d[c] = None
+    assert (d.due(10.0), d.first(lambda s: True)) == ([b], 6.0)
