@@ -215,7 +215,7 @@ def floors(m, runs=None):
               "(`sqlite3_table_thread`): a target above them cannot be met by any runner that keeps fh-saas's rows and "
               "commits each job's states one by one. Under the in-app scheduler, its own claim of up to 7 jobs and "
               "its grouped finish (`sqlite3_table_batch`), the tasks handed to threads for a sync task "
-              "(`sqlite3_table_batch_thread`): jobs submitted one at a time are claimed one at a time there too. "
+              "(`sqlite3_table_batch_thread`); a job submitted while it runs is claimed alone and ended alone, as the scheduler does with the one due job a submit told it of. "
               "Each floor pays SQLite's own checkpoints in the committing thread, as a plain `sqlite3` loop does; "
               "*no checkpoints* is the same floor with none at all (`*_nockpt`): the lowest a runner could spend on "
               "the path if copying the log into the database cost its thread nothing, as when it is done from a "

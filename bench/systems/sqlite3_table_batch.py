@@ -4,7 +4,9 @@ finish (one guarded `UPDATE` a job, the usual case's `_FINISH_QUICK`), a round's
 transaction as the scheduler's refill sends them (`JobStore.finish_and_claim`), sent by a bare stdlib `sqlite3` loop on
 fh-saas's table, with no scheduler and no runner; each claimed no-op runs in the loop itself. WAL + synchronous
 NORMAL, SQLite's own checkpoints. What any runner sending the scheduler's statements at its default concurrency
-would spend on SQLite alone. Jobs submitted one at a time are claimed one at a time, as by the scheduler."""
+would spend on SQLite alone. A job submitted while the consumer runs is claimed alone and ended alone, as the
+scheduler does with the one due job a submit told it of: its claim statement with `n` = 1, then its finish, each
+in its own commit, and no claim after it."""
 import sqlite3, time
 from fh_saas.db_host import gen_id
 from fh_saas.store import JobStore, _CLAIM_SET, _STILL_PENDING, _RUN_COLS, _FINISH_QUICK, _finish_args, _now_row
@@ -40,7 +42,15 @@ class System(sqlite3_table.System):
             await self.run_tasks(len(rows))
             ran, t0, e = rows, t, time.time()
 
-    async def _run(self, jid): await self._drain()  # a job submitted while the consumer runs: claimed with any other due
+    async def _run(self, jid):
+        "A job submitted while the consumer runs: claimed alone (`n` = 1), run, ended alone."
+        t = time.time()
+        rows = self.db.execute(CLAIM, dict(_now_row(t), lease=t + 60, worker='bench', n=1, claim=gen_id())).fetchall()
+        await self.run_tasks(len(rows))
+        e = time.time()
+        for r in rows:
+            assert self.db.execute(_FINISH_QUICK, _finish_args(r['id'], r['attempt'], 'completed', e, 'null')).rowcount == 1
+            self.times[r['id']] = (t, e)
 
     async def start(self):
         self.running = True
