@@ -2,7 +2,7 @@
 
 Runs `--jobs` no-op jobs the way a route does (`submit`, then the `bg_task` awaited), a sync and an async task, and
 then drains as many async jobs with the in-app scheduler (written first, then `Scheduler(host)` with its defaults
-runs them), under pyinstrument, and adds up the samples by what was running: SQLite itself, fh-saas's Python (by
+runs them), and submits as many async jobs one at a time to a tenant that scheduler serves, under pyinstrument, and adds up the samples by what was running: SQLite itself, fh-saas's Python (by
 module), the event loop waiting (a sync task's thread hop, a checkpoint), and the rest. Writes
 bench/results/profile_sqlite.md; no assertion, it reports.
 
@@ -81,17 +81,39 @@ def drained(n):
     return out, wall
 
 
+def served(n):
+    "Profile `n` async no-op jobs submitted one at a time to a tenant the in-app scheduler serves, each `bg_task` awaited and the loop let run once, as between requests."
+    host = SqliteHost(tempfile.mkdtemp()); host.create('t')
+    mgr = BackgroundTaskManager(host.url('t'))
+    async def main():
+        s = Scheduler(host)
+        async with s.running():
+            for _ in range(20): await mgr.submit('noop', anoop)[1](); await asyncio.sleep(0)
+            while s.stats['runs'] < 20: await asyncio.sleep(0.001)
+            p = Profiler(interval=0.0001, async_mode='disabled'); p.start(); t = time.perf_counter()
+            for _ in range(n): await mgr.submit('noop', anoop)[1](); await asyncio.sleep(0)
+            while s.stats['runs'] < n + 20: await asyncio.sleep(0.001)
+            wall = time.perf_counter() - t
+            p.stop()
+        return p, wall
+    p, wall = asyncio.run(main())
+    out = Counter(); walk(p.last_session.root_frame(), out)
+    return out, wall
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0]); ap.add_argument('--jobs', type=int, default=4000)
     a = ap.parse_args()
     lines = [f"# Where a job's time goes on SQLite's in-process paths\n",
              f"Produced by `{shlex.join([sys.executable.split('/')[-3] + '/bin/python' if '.venv' in sys.executable else 'python', *sys.argv])}` on "
              f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}: {a.jobs:,} no-op jobs, `submit` then the `bg_task` awaited, "
-             "and as many async jobs written first, then drained by the in-app scheduler (`Scheduler(host)`, its defaults), "
+             "as many async jobs written first, then drained by the in-app scheduler (`Scheduler(host)`, its defaults), "
+             "and as many submitted one at a time to a tenant that scheduler serves (each `bg_task` awaited, the loop let run once), "
              "sampled every 0.1 ms by pyinstrument (which slows Python down, so read the shares, not the totals).\n"]
     for label, run in (('sync task, `bg_task` path', lambda: profile(noop, a.jobs)),
                        ('async task, `bg_task` path', lambda: profile(anoop, a.jobs)),
-                       ('async task, drained by the in-app scheduler', lambda: drained(a.jobs))):
+                       ('async task, drained by the in-app scheduler', lambda: drained(a.jobs)),
+                       ('async task, submitted one at a time to the in-app scheduler', lambda: served(a.jobs))):
         out, wall = run()
         tot = sum(out.values())
         lines += [f"\n## {label}: {wall / a.jobs * 1e6:,.0f} us per job under the profiler\n",
