@@ -49,18 +49,24 @@ def walk(f, out: Counter):
     for c in f.children: walk(c, out)
 
 
-def profile(fn, n):
-    mgr = BackgroundTaskManager(JobStore(f"sqlite:///{tempfile.mkdtemp()}/t.db"))
-    async def main():
-        for _ in range(20): await mgr.submit('noop', fn)[1]()
-        p = Profiler(interval=0.0001, async_mode='disabled'); p.start(); t = time.perf_counter()
-        for _, bg in [mgr.submit('noop', fn) for _ in range(n)]: await bg()
-        wall = time.perf_counter() - t; p.stop()
-        return p, wall
-    p, wall = asyncio.run(main())
+async def sample(body):
+    "Run `await body()` under pyinstrument: `(seconds by what was running, wall seconds)`."
+    p = Profiler(interval=0.0001, async_mode='disabled'); p.start(); t = time.perf_counter()
+    try: await body()
+    finally: wall = time.perf_counter() - t; p.stop()
     out = Counter(); walk(p.last_session.root_frame(), out)
     return out, wall
 
+
+def profile(fn, n):
+    "Profile `n` no-op jobs run as a route does: `submit`, then the `bg_task` awaited."
+    mgr = BackgroundTaskManager(JobStore(f"sqlite:///{tempfile.mkdtemp()}/t.db"))
+    async def main():
+        for _ in range(20): await mgr.submit('noop', fn)[1]()
+        async def body():
+            for _, bg in [mgr.submit('noop', fn) for _ in range(n)]: await bg()
+        return await sample(body)
+    return asyncio.run(main())
 
 
 def drained(n):
@@ -68,17 +74,11 @@ def drained(n):
     host = SqliteHost(tempfile.mkdtemp()); host.create('t')
     mgr = BackgroundTaskManager(host.url('t'))
     for _ in range(n): mgr.submit('noop', anoop)  # their `bg_task`s are never run: the scheduler finds the rows
-    async def main():
+    async def body():
         s = Scheduler(host)
-        p = Profiler(interval=0.0001, async_mode='disabled'); p.start(); t = time.perf_counter()
         async with s.running():
             while s.stats['runs'] < n: await asyncio.sleep(0.001)
-            wall = time.perf_counter() - t
-        p.stop()
-        return p, wall
-    p, wall = asyncio.run(main())
-    out = Counter(); walk(p.last_session.root_frame(), out)
-    return out, wall
+    return asyncio.run(sample(body))
 
 
 def served(n):
@@ -90,15 +90,11 @@ def served(n):
         async with s.running():
             for _ in range(20): await mgr.submit('noop', anoop)[1](); await asyncio.sleep(0)
             while s.stats['runs'] < 20: await asyncio.sleep(0.001)
-            p = Profiler(interval=0.0001, async_mode='disabled'); p.start(); t = time.perf_counter()
-            for _ in range(n): await mgr.submit('noop', anoop)[1](); await asyncio.sleep(0)
-            while s.stats['runs'] < n + 20: await asyncio.sleep(0.001)
-            wall = time.perf_counter() - t
-            p.stop()
-        return p, wall
-    p, wall = asyncio.run(main())
-    out = Counter(); walk(p.last_session.root_frame(), out)
-    return out, wall
+            async def body():
+                for _ in range(n): await mgr.submit('noop', anoop)[1](); await asyncio.sleep(0)
+                while s.stats['runs'] < n + 20: await asyncio.sleep(0.001)
+            return await sample(body)
+    return asyncio.run(main())
 
 
 def main():
