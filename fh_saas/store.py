@@ -386,6 +386,9 @@ _CLAIM_SET = ("status = 'running', attempt = attempt + 1, started_at = :now_s, l
 # A claim's update finds each row its subquery picked by id, then checks it is still pending: `IS TRUE` makes that
 # a check on the row, never a scan of every pending row, which a planner whose statistics predate a backlog chose.
 _STILL_PENDING = "(status = 'pending') IS TRUE"
+#: the claim of one job by its id, as a `bg_task` makes it (`claim`)
+_CLAIM_ONE = (f"UPDATE tenant_jobs SET {_CLAIM_SET} WHERE id = :id AND status = 'pending' AND run_at <= :now "
+              f"AND cancel_requested = 0 RETURNING {_RUN_COLS}")
 
 @patch
 def claim(self:JobStore,
@@ -396,9 +399,7 @@ def claim(self:JobStore,
          ) -> dict|None:
     "Move a due pending job to running for a new attempt; its row, or `None` if another got it first."
     claim = gen_id()
-    rows = self._exec(f"UPDATE tenant_jobs SET {_CLAIM_SET} WHERE id = :id AND status = 'pending' AND run_at <= :now "
-                      f"AND cancel_requested = 0 RETURNING {_RUN_COLS}",
-                      dict(_now_row(now), id=job_id, lease=now+lease, worker=worker, claim=claim),
+    rows = self._exec(_CLAIM_ONE, dict(_now_row(now), id=job_id, lease=now+lease, worker=worker, claim=claim),
                       again=lambda: self.claimed(claim) or None)
     return rows[0] if rows else None
 
