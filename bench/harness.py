@@ -29,7 +29,8 @@ from cpu_pg import cpu  # a process's CPU seconds, from /proc
 SYSTEMS = ['fh_sqlite_sync', 'fh_sqlite_async', 'fh_sqlite_sched', 'fh_sqlite_sched_sync', 'fh_sqlite_sched_uvloop',
            'fh_sqlite_sched_sync_uvloop', 'huey_sqlite', 'huey_sqlite_full', 'sqlite3_bare', 'sqlite3_table',
            'sqlite3_table_thread', 'sqlite3_table_batch', 'sqlite3_table_batch_thread', 'sqlite3_table_nockpt',
-           'sqlite3_table_thread_nockpt', 'sqlite3_table_batch_nockpt', 'sqlite3_table_batch_thread_nockpt', 'fh_pg', 'fh_pg_1w', 'fh_pg_floor', 'fh_pg_min',
+           'sqlite3_table_thread_nockpt', 'sqlite3_table_batch_nockpt', 'sqlite3_table_batch_thread_nockpt', 'sqlite3_table_ckthread',
+           'sqlite3_table_thread_ckthread', 'sqlite3_table_batch_ckthread', 'sqlite3_table_batch_thread_ckthread', 'fh_pg', 'fh_pg_1w', 'fh_pg_floor', 'fh_pg_min',
            'pgqueuer', 'procrastinate', 'psycopg_raw', 'route']
 PEERS = ['fh-saas', 'huey', 'pgqueuer', 'procrastinate', 'psycopg', 'psycopg-pool', 'python-fasthtml', 'starlette',
          'uvicorn', 'httpx']
@@ -185,25 +186,36 @@ SQLITE_PATHS = (('async task, `bg_task` path', 'fh_sqlite_async', 'sqlite3_table
                 ('sync task, in-app scheduler on uvloop', 'fh_sqlite_sched_sync_uvloop', 'sqlite3_table_batch_thread'))
 
 
-def standing(g, f):
-    "Each SQLite target beside fh-saas and both floors under it: met, out of reach (over even the floor with no checkpoints), or not met."
-    L = ["", "Where each SQLite target stands in this run: *met*; *out of reach*: the target is over even the floor with no "
-         "checkpoints, so no runner keeping fh-saas's rows and sending fh-saas's statements can reach it here; *not met*: "
-         "fh-saas is under the target and the target under that floor.", "",
-         "| path | measure | target | asked | fh-saas | floor | no checkpoints | stands |", "|---|---|---|---:|---:|---:|---:|---|"]
+def standing(g, f, ess=None):
+    """Each SQLite target beside fh-saas and the floors under it: met; out of reach (over the least a runner can spend:
+    the floor with a bounded log kept from a thread, plus a runner's essentials); or not met."""
+    L = ["", "Where each SQLite target stands in this run. *Least*: the least any runner keeping fh-saas's rows and a "
+         "bounded log can spend a job: the floor whose log is kept from a thread, plus a runner's essentials in "
+         "Python (`bench/runner_essentials.py`, measured in this run: "
+         + (', '.join(f"{kind} task {ess[kind]['e2e']:.1f} us end to end and {ess[kind]['drain']:.1f} us drained"
+                      for kind in ('async', 'sync')) if ess else 'not measured') + "). *Left*: what the target leaves "
+         "a job beyond that least (negative: the target asks for less time than the least). *met*; *out of reach*: "
+         "the target is over the least, so no runner keeping fh-saas's rows and a bounded log, and sending fh-saas's "
+         "statements, can reach it here; *not met*: fh-saas is under the target and the target under the least.", "",
+         "| path | measure | target | asked | fh-saas | floor | no checkpoints | log kept from a thread | least | left (us) | stands |",
+         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for path, s, fl in SQLITE_PATHS:
+        kind = 'sync' if path.startswith('sync') else 'async'
         for k, what in (('e2e', 'end to end'), ('drain', 'drain')):
             for target, peer, x in (('0.40 x bare loop', 'sqlite3_bare', 0.4), ('2 x Huey as shipped', 'huey_sqlite_full', 2),
                                     ('2 x Huey (WAL + NORMAL)', 'huey_sqlite', 2)):
-                v, asked, f1, f0 = g(s, k), g(peer, k), g(fl, k), g(fl + '_nockpt', k)
+                v, asked, f1, f0, fk = g(s, k), g(peer, k), g(fl, k), g(fl + '_nockpt', k), g(fl + '_ckthread', k)
                 if None in (v, asked): continue
                 asked *= x
-                st = ('met' if v >= asked else '-' if f0 is None else 'out of reach' if f0 < asked else '**not met**')
-                L.append(f"| {path} | {what} | {target} | {f(asked)} | {f(v)} | {f(f1)} | {f(f0)} | {st} |")
+                least = None if fk is None or not ess else 1e6 / (1e6 / fk + ess[kind][k])
+                left = None if least is None else 1e6 / asked - 1e6 / least
+                st = ('met' if v >= asked else '-' if least is None else 'out of reach' if least < asked else '**not met**')
+                L.append(f"| {path} | {what} | {target} | {f(asked)} | {f(v)} | {f(f1)} | {f(f0)} | {f(fk)} | {f(least)} | "
+                         f"{'-' if left is None else f'{left:+.1f}'} | {st} |")
     return L
 
 
-def floors(m, runs=None):
+def floors(m, runs=None, ess=None):
     "The targets beside the floors under them: what no code keeping fh-saas's rows (and statements) can beat, in this run."
     g, runs = (lambda s, k: (m.get(s) or {}).get(k)), runs or {}
     f = lambda v, scale=1: '-' if v is None else f"{v * scale:,.0f}"
@@ -216,17 +228,21 @@ def floors(m, runs=None):
               "commits each job's states one by one. Under the in-app scheduler, its own claim of up to 7 jobs and "
               "its grouped finish (`sqlite3_table_batch`), the tasks handed to threads for a sync task "
               "(`sqlite3_table_batch_thread`); a job submitted while it runs is claimed alone and ended alone, as the scheduler does with the one due job a submit told it of. "
-              "Each floor pays SQLite's own checkpoints in the committing thread, as a plain `sqlite3` loop does; "
-              "*no checkpoints* is the same floor with none at all (`*_nockpt`): the lowest a runner could spend on "
-              "the path if copying the log into the database cost its thread nothing, as when it is done from a "
-              "thread of its own on another core (fh-saas does). All figures in jobs/s.", "",
-              "| path | measure | its floor | no checkpoints | 0.40 x bare loop | 2 x Huey as shipped | 2 x Huey (WAL + NORMAL) |",
-              "|---|---|---:|---:|---:|---:|---:|"]
+              "Each floor sends fh-saas's own statements with fh-saas's parameters, and is run three ways: paying "
+              "SQLite's own checkpoints in the committing thread, as a plain `sqlite3` loop does; with no checkpoint "
+              "at all (`*_nockpt`), its log growing for as long as the run lasts; and with its log kept bounded from a "
+              "thread of its own (`*_ckthread`), as fh-saas keeps a store's: past `WAL_LIMIT` that thread copies the "
+              "log into the database while the loop writes on, then restarts it in a short pause of the loop's "
+              "writes. A runner must keep its log bounded, and copying it costs the writing thread even when another "
+              "thread does the copying (the files and the disk are shared): the third is the floor the targets are "
+              "judged against. All figures in jobs/s.", "",
+              "| path | measure | its floor | no checkpoints | log kept from a thread | 0.40 x bare loop | 2 x Huey as shipped | 2 x Huey (WAL + NORMAL) |",
+              "|---|---|---:|---:|---:|---:|---:|---:|"]
         for path, _, fl in SQLITE_PATHS[:4]:  # the floors run on asyncio's loop: the uvloop paths share them
             for k, what in (('e2e', 'end to end'), ('drain', 'drain')):
-                L.append(f"| {path} | {what} | {f(g(fl, k))} | {f(g(fl + '_nockpt', k))} | {f(g('sqlite3_bare', k), 0.4)} | "
-                         f"{f(g('huey_sqlite_full', k), 2)} | {f(g('huey_sqlite', k), 2)} |")
-        L += standing(g, f)
+                L.append(f"| {path} | {what} | {f(g(fl, k))} | {f(g(fl + '_nockpt', k))} | {f(g(fl + '_ckthread', k))} | "
+                         f"{f(g('sqlite3_bare', k), 0.4)} | {f(g('huey_sqlite_full', k), 2)} | {f(g('huey_sqlite', k), 2)} |")
+        L += standing(g, f, ess)
     if g('fh_pg_floor', 'drain'):
         r = lambda a, b: '-' if a is None or not b else f"{a / b:.2f}"
         skews = ', '.join(f"{x['skew_ms']:.0f}" for x in runs.get('fh_pg', []) if 'skew_ms' in x)
@@ -315,7 +331,7 @@ def report(res, out):
     for w, t, vs, ok in res['ratios']:
         verdict = '-' if ok is None else ' / '.join('met' if o else '**not met**' for o in ok)  # as the values
         L.append(f"| {w} | {t} | {' / '.join(f(v, '.2f') for v in vs)} | {verdict} |")
-    L += floors(m, raw)
+    L += floors(m, raw, e.get('essentials'))
     if out:
         out.mkdir(parents=True, exist_ok=True)
         (out / 'peers.md').write_text('\n'.join(L) + '\n')
@@ -378,6 +394,8 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
     load1 = os.getloadavg()
     noise1 = noise(10.0)
+    from runner_essentials import measure  # beside this script: a runner's least Python a job, on this machine now
+    ess = measure() if any(s.startswith('sqlite3_table') for s in names) else None
     keys = lambda rs: dict.fromkeys(k for r in rs for k in r if k not in ('error', 'stderr'))
     median = {s: {k: statistics.median([r[k] for r in rs if k in r]) for k in keys(rs)} for s, rs in runs.items()}
     import fh_saas
@@ -387,7 +405,7 @@ def main():
                sqlite=sqlite3.sqlite_version, postgres=pgv, versions={p: version(p) for p in PEERS},
                fh_saas_source=f"{src} at commit {git('rev-parse', '--short', 'HEAD') or '?'}"
                               + (', with uncommitted changes' if git('status', '--porcelain', '.') else ''),
-               load_start=load0, load_end=load1, noise_start=noise0, noise_end=noise1)
+               load_start=load0, load_end=load1, noise_start=noise0, noise_end=noise1, essentials=ess)
     res = dict(command=cmd, date=datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
                elapsed_s=time.monotonic() - t0, env=env, params=dict(jobs=a.jobs, lat_jobs=a.lat_jobs, reps=reps),
                systems=names, labels={s: m.LABEL for s, m in mods.items()}, median=median, runs=runs,

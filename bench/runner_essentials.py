@@ -4,7 +4,10 @@ The floor `bench/systems/sqlite3_table.py` spends nothing in Python beyond its t
 it must check the submission, make an id and times, read the stored arguments, run the task in a task of its own
 with its context set, and store the result. This times exactly that, with no database, no lease, no retry rules,
 no hooks (`essentials`), the part of it that follows the row's write (what a drain of written jobs must do), and
-fh-saas's own submission checks and row (`_new_row`) alone. Prints the three, best of 5.
+fh-saas's own submission checks and row (`_new_row`) alone. Prints the three, best of 5. For a sync task
+(`sync=True`) the task is called in place with its context set, as a job thread calls it: the hand-off to the thread
+and back is in the floor under a sync task (`bench/systems/sqlite3_table_thread.py`), not here. `bench/harness.py`
+measures all four in its run (`measure()`) and judges each SQLite target against its floor plus these.
 
     .venv/bin/python bench/runner_essentials.py
 """
@@ -15,11 +18,12 @@ from fh_saas.utils_bgtsk import BackgroundTaskManager
 
 N = 20_000
 async def anoop(): return None
+def noop(): return None
 current = contextvars.ContextVar('current', default=None)
 
 
-async def essentials(submit:bool=True) -> float:
-    "Microseconds a job for the essentials alone (`submit=False`: only what follows the row's write, a drain's share)."
+async def essentials(submit:bool=True, sync:bool=False) -> float:
+    "Microseconds a job for the essentials alone (`submit=False`: only what follows the row's write, a drain's share; `sync`: a sync task)."
     loop, sig, row = asyncio.get_running_loop(), inspect.signature(anoop), dict.fromkeys(COLUMNS)
     row['payload'] = '{}'
     t = time.perf_counter()
@@ -27,7 +31,7 @@ async def essentials(submit:bool=True) -> float:
         if submit: kwargs = {}; sig.bind(**kwargs); json.dumps(kwargs); gen_id(); timestamp(time.time())   # the submission
         r = dict(row); kw = json.loads(r['payload'])                                          # the claimed row
         token = current.set(r)
-        result = await loop.create_task(anoop(**kw))                                          # the task, its context
+        result = noop(**kw) if sync else await loop.create_task(anoop(**kw))                 # the task, its context
         current.reset(token)
         json.dumps(result); timestamp(time.time())                                            # the outcome
     return (time.perf_counter() - t) / N * 1e6
@@ -39,6 +43,12 @@ def checks() -> float:
     t = time.perf_counter()
     for _ in range(N): m._new_row('noop', anoop, {}, 3, None, None, None, None)
     return (time.perf_counter() - t) / N * 1e6
+
+
+def measure(best_of:int=3) -> dict:
+    "The essentials in microseconds a job, best of `best_of`: `{'async': {'e2e': us, 'drain': us}, 'sync': {...}}`."
+    return {kind: {k: min(asyncio.run(essentials(submit=k == 'e2e', sync=kind == 'sync')) for _ in range(best_of))
+                   for k in ('e2e', 'drain')} for kind in ('async', 'sync')}
 
 
 if __name__ == '__main__':
