@@ -189,14 +189,19 @@ SQLITE_PATHS = (('async task, `bg_task` path', 'fh_sqlite_async', 'sqlite3_table
 def standing(g, f, ess=None):
     """Each SQLite target beside fh-saas and the floors under it: met; out of reach (over the least a runner can spend:
     the floor with a bounded log kept from a thread, plus a runner's essentials); or not met."""
-    L = ["", "Where each SQLite target stands in this run. *Least*: the least any runner keeping fh-saas's rows and a "
-         "bounded log can spend a job: the floor whose log is kept from a thread, plus a runner's essentials in "
-         "Python (`bench/runner_essentials.py`, measured in this run: "
+    gua = (ess or {}).get('guarantees', 0.0)
+    L = ["", "Where each SQLite target stands in this run. *Least*: the least any runner keeping fh-saas's rows, its "
+         "promises and a bounded log can spend a job: the floor whose log is kept from a thread, plus a runner's "
+         "essentials in Python, plus what fh-saas's runner keeps for each attempt beyond them, written straight "
+         "(`bench/runner_essentials.py`, measured in this run: "
          + (', '.join(f"{kind} task {ess[kind]['e2e']:.1f} us end to end and {ess[kind]['drain']:.1f} us drained"
-                      for kind in ('async', 'sync')) if ess else 'not measured') + "). *Left*: what the target leaves "
-         "a job beyond that least (negative: the target asks for less time than the least). *met*; *out of reach*: "
-         "the target is over the least, so no runner keeping fh-saas's rows and a bounded log, and sending fh-saas's "
-         "statements, can reach it here; *not met*: fh-saas is under the target and the target under the least.", "",
+                      for kind in ('async', 'sync')) + f"; beyond them {gua:.1f} us: a slot, the function resolved from "
+            "the row, the attempt's context and lease held from claim to outcome, the outcome classified by the retry "
+            "rules and told to the hooks" if ess else 'not measured') + "). *Left*: what the target leaves a job "
+         "beyond that least (negative: the target asks for less time than the least). *met*; *out of reach*: the "
+         "target is over the least, so no runner keeping fh-saas's rows, promises and a bounded log, and sending "
+         "fh-saas's statements, can reach it here; *not met*: fh-saas is under the target and the target under the "
+         "least.", "",
          "| path | measure | target | asked | fh-saas | floor | no checkpoints | log kept from a thread | least | left (us) | stands |",
          "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for path, s, fl in SQLITE_PATHS:
@@ -207,7 +212,7 @@ def standing(g, f, ess=None):
                 v, asked, f1, f0, fk = g(s, k), g(peer, k), g(fl, k), g(fl + '_nockpt', k), g(fl + '_ckthread', k)
                 if None in (v, asked): continue
                 asked *= x
-                least = None if fk is None or not ess else 1e6 / (1e6 / fk + ess[kind][k])
+                least = None if fk is None or not ess else 1e6 / (1e6 / fk + ess[kind][k] + gua)
                 left = None if least is None else 1e6 / asked - 1e6 / least
                 st = ('met' if v >= asked else '-' if least is None else 'out of reach' if least < asked else '**not met**')
                 L.append(f"| {path} | {what} | {target} | {f(asked)} | {f(v)} | {f(f1)} | {f(f0)} | {f(fk)} | {f(least)} | "

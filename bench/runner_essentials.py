@@ -37,6 +37,35 @@ async def essentials(submit:bool=True, sync:bool=False) -> float:
     return (time.perf_counter() - t) / N * 1e6
 
 
+async def guarantees() -> float:
+    """Microseconds a job for what fh-saas's runner keeps for each attempt beyond the essentials, written straight, with
+    no database and no task run (the essentials time that): a slot taken and given back, the function resolved from
+    the row (only declared tasks run: `Runner._prepare`), the attempt's context and its lease registered with the
+    lease keeper from claim to outcome and then removed, the outcome settled and classified by the retry rules, and
+    the outcome hooks told. What a runner keeping fh-saas's promises adds to the essentials, at the least."""
+    from fh_saas.jobs import func_path, _submitted
+    from fh_saas.runner import Runner, JobThreads, Outcome, classify, settle, _tell
+    st = BackgroundTaskManager(tempfile.mkdtemp() + '/t.db', create=True).store
+    r, path = Runner(st, threads=JobThreads(8)), func_path(anoop)
+    _submitted.add(path)  # submitted in this process: it may run here
+    row = dict.fromkeys(COLUMNS) | dict(id=gen_id(), job_type='noop', payload='{}', func_path=path, attempt=1,
+                                         retry_count=0, max_retries=3, cancel_requested=0)
+    ok = Outcome('ok', None)
+    t = time.perf_counter()
+    for _ in range(N):
+        await r.threads.acquire()
+        try:
+            fn, kwargs, out = r._prepare(row)
+            ctx = r._start(row)
+            try:
+                out = settle(ok, ctx, row['timeout'])
+                status, fields = classify(row, out, time.time(), r.policy)
+                _tell(st, row, status, out, ctx, time.time())
+            finally: r._end(ctx)
+        finally: r.threads.give()
+    return (time.perf_counter() - t) / N * 1e6
+
+
 def checks() -> float:
     "Microseconds a job for fh-saas's submission checks and row (`_new_row`)."
     m = BackgroundTaskManager(tempfile.mkdtemp() + '/t.db', create=True)
@@ -46,14 +75,18 @@ def checks() -> float:
 
 
 def measure(best_of:int=3) -> dict:
-    "The essentials in microseconds a job, best of `best_of`: `{'async': {'e2e': us, 'drain': us}, 'sync': {...}}`."
-    return {kind: {k: min(asyncio.run(essentials(submit=k == 'e2e', sync=kind == 'sync')) for _ in range(best_of))
-                   for k in ('e2e', 'drain')} for kind in ('async', 'sync')}
+    """The essentials in microseconds a job, best of `best_of`, `{'async': {'e2e': us, 'drain': us}, 'sync': {...}}`,
+    with `'guarantees'`: what fh-saas's runner keeps beyond them (`guarantees`), and `'checks'`: its submission checks."""
+    r = {kind: {k: min(asyncio.run(essentials(submit=k == 'e2e', sync=kind == 'sync')) for _ in range(best_of))
+                for k in ('e2e', 'drain')} for kind in ('async', 'sync')}
+    return r | dict(guarantees=min(asyncio.run(guarantees()) for _ in range(best_of)), checks=min(checks() for _ in range(best_of)))
 
 
 if __name__ == '__main__':
     ess = min(asyncio.run(essentials()) for _ in range(5))
     run = min(asyncio.run(essentials(submit=False)) for _ in range(5))
     chk = min(checks() for _ in range(5))
+    gua = min(asyncio.run(guarantees()) for _ in range(5))
     print(f"essentials of a runner: {ess:.1f} us a job, {run:.1f} of them once the row is written (a drain's share); "
-          f"fh-saas's submission checks and row alone: {chk:.1f} us (best of 5)")
+          f"fh-saas's submission checks and row alone: {chk:.1f} us; what its runner keeps beyond the essentials: "
+          f"{gua:.1f} us (best of 5)")
