@@ -177,6 +177,11 @@ def ratio_rows(m):
     return [(w, t, vs, None if None in vs else [ok(t, v) for v in vs]) for w, t, vs in rows]  # met: one per value
 
 
+#: statements a job sends on each in-process SQLite path, `(scheduler?, measure)`: the `bg_task` path's insert, claim
+#: and finish (the drain's rows are written first); the scheduler's insert, claim and finish for a job a submit told it
+#: of, and a drain's claim and grouped finish for a round of up to 7 jobs
+STATEMENTS = {(False, 'e2e'): 3, (False, 'drain'): 2, (True, 'e2e'): 3, (True, 'drain'): 2 / 7}
+
 #: fh-saas's in-process SQLite paths: (what, its system, the floor under it)
 SQLITE_PATHS = (('async task, `bg_task` path', 'fh_sqlite_async', 'sqlite3_table'),
                 ('sync task, `bg_task` path', 'fh_sqlite_sync', 'sqlite3_table_thread'),
@@ -188,16 +193,21 @@ SQLITE_PATHS = (('async task, `bg_task` path', 'fh_sqlite_async', 'sqlite3_table
 
 def standing(g, f, ess=None):
     """Each SQLite target beside fh-saas and the floors under it: met; out of reach (over the least a runner can spend:
-    the floor with a bounded log kept from a thread, plus a runner's essentials); or not met."""
-    gua = (ess or {}).get('guarantees', 0.0)
+    the floor with a bounded log kept from a thread, plus a runner's essentials, fh-saas's guarantees and its pool);
+    or not met."""
+    gua, poo = (ess or {}).get('guarantees', 0.0), (ess or {}).get('pool', 0.0)
     L = ["", "Where each SQLite target stands in this run. *Least*: the least any runner keeping fh-saas's rows, its "
          "promises and a bounded log can spend a job: the floor whose log is kept from a thread, plus a runner's "
-         "essentials in Python, plus what fh-saas's runner keeps for each attempt beyond them, written straight "
-         "(`bench/runner_essentials.py`, measured in this run: "
+         "essentials in Python, plus what fh-saas's runner keeps for each attempt beyond them, written straight, "
+         "plus its store's connections (`bench/runner_essentials.py`, measured in this run: "
          + (', '.join(f"{kind} task {ess[kind]['e2e']:.1f} us end to end and {ess[kind]['drain']:.1f} us drained"
                       for kind in ('async', 'sync')) + f"; beyond them {gua:.1f} us: a slot, the function resolved from "
             "the row, the attempt's context and lease held from claim to outcome, the outcome classified by the retry "
-            "rules and told to the hooks" if ess else 'not measured') + "). *Left*: what the target leaves a job "
+            f"rules and told to the hooks; and {poo:.1f} us a statement for a pooled connection lent and taken back, "
+            "which a store shared by the event loop, job threads, the lease keeper and its checkpoint thread, with its "
+            "open files capped across thousands of tenants, pays: three statements a job end to end, two drained on "
+            "the `bg_task` path, two a round of up to 7 jobs in the scheduler's drain" if ess else 'not measured')
+         + "). *Left*: what the target leaves a job "
          "beyond that least (negative: the target asks for less time than the least). *met*; *out of reach*: the "
          "target is over the least, so no runner keeping fh-saas's rows, promises and a bounded log, and sending "
          "fh-saas's statements, can reach it here; *not met*: fh-saas is under the target and the target under the "
@@ -212,7 +222,7 @@ def standing(g, f, ess=None):
                 v, asked, f1, f0, fk = g(s, k), g(peer, k), g(fl, k), g(fl + '_nockpt', k), g(fl + '_ckthread', k)
                 if None in (v, asked): continue
                 asked *= x
-                least = None if fk is None or not ess else 1e6 / (1e6 / fk + ess[kind][k] + gua)
+                least = None if fk is None or not ess else 1e6 / (1e6 / fk + ess[kind][k] + gua + poo * STATEMENTS[('sched' in s, k)])
                 left = None if least is None else 1e6 / asked - 1e6 / least
                 st = ('met' if v >= asked else '-' if least is None else 'out of reach' if least < asked else '**not met**')
                 L.append(f"| {path} | {what} | {target} | {f(asked)} | {f(v)} | {f(f1)} | {f(f0)} | {f(fk)} | {f(least)} | "
