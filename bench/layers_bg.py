@@ -27,7 +27,7 @@ microseconds a job (wall). Writes bench/results/layers_bg.md; no assertion, it r
 
     .venv/bin/python bench/layers_bg.py [--jobs 2000] [--reps 5]
 """
-import argparse, asyncio, json, shlex, statistics, subprocess, sys, tempfile, time
+import argparse, asyncio, json, shlex, sys, tempfile, time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -113,21 +113,13 @@ def child(layer: str, measure: str, n: int):
 
 
 def main():
+    from layers_sqlite import interleaved, layer_rows  # beside this script: the same runs and the same table
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--jobs', type=int, default=2000); ap.add_argument('--reps', type=int, default=5)
     ap.add_argument('--child', nargs=2, metavar=('LAYER', 'MEASURE'))
     a = ap.parse_args()
     if a.child: return child(a.child[0], a.child[1], a.jobs)
-    secs = {(l, m): [] for l in LAYERS for m in MEASURES}
-    for rep in range(a.reps):
-        for l in LAYERS:
-            for m in MEASURES:
-                p = subprocess.run([sys.executable, __file__, '--child', l, m, '--jobs', str(a.jobs)], capture_output=True,
-                                   text=True, timeout=600, cwd=Path(__file__).parent)
-                if p.returncode: sys.exit(f"{l}, {m}: {p.stderr.strip().splitlines()[-1]}")
-                secs[(l, m)].append(json.loads(p.stdout.strip().splitlines()[-1]))
-                print(f"rep {rep + 1}/{a.reps} {l:9} {m:11} {a.jobs / secs[(l, m)][-1]:8,.0f} jobs/s", flush=True)
-    med = {k: statistics.median(v) for k, v in secs.items()}
+    med = interleaved(__file__, LAYERS, MEASURES, a.jobs, a.reps)
     cmd = shlex.join(['.venv/bin/python', 'bench/layers_bg.py'] + sys.argv[1:])
     L = ["# The `bg_task` path on SQLite, layer by layer", "",
          f"Produced by `{cmd}` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC: {a.jobs:,} no-op async jobs, end to "
@@ -135,14 +127,7 @@ def main():
          "process, interleaved, on asyncio's loop. Each row adds one layer to the row above; *added* is what that layer "
          "costs a job (see the script's docstring).", "",
          "| layers | end to end jobs/s | us a job | added | drain jobs/s | us a job | added |", "|---|---:|---:|---:|---:|---:|---:|"]
-    prev = {m: None for m in MEASURES}
-    for l in LAYERS:
-        cells = []
-        for m in MEASURES:
-            us = 1e6 * med[(l, m)] / a.jobs
-            cells += [f"{a.jobs / med[(l, m)]:,.0f}", f"{us:.0f}", '-' if prev[m] is None else f"{us - prev[m]:+.0f}"]
-            prev[m] = us
-        L.append(f"| {l} | " + ' | '.join(cells) + ' |')
+    L += layer_rows(LAYERS, MEASURES, med, a.jobs)
     OUT.write_text('\n'.join(L) + '\n')
     print('\n'.join(L))
 

@@ -84,36 +84,47 @@ def child(layer: str, loop: str, n: int):
     print(json.dumps(arun(loop, drain(layer, n))))
 
 
+def interleaved(script: str, layers: list, cols: list, jobs: int, reps: int) -> dict:
+    "Each `(layer, col)` run as `script --child LAYER COL` in a fresh process, the repetitions interleaved: median seconds."
+    secs = {(l, c): [] for l in layers for c in cols}
+    for rep in range(reps):
+        for l in layers:
+            for c in cols:
+                p = subprocess.run([sys.executable, script, '--child', l, c, '--jobs', str(jobs)], capture_output=True,
+                                   text=True, timeout=600, cwd=Path(script).parent)
+                if p.returncode: sys.exit(f"{l}, {c}: {p.stderr.strip().splitlines()[-1]}")
+                secs[(l, c)].append(json.loads(p.stdout.strip().splitlines()[-1]))
+                print(f"rep {rep + 1}/{reps} {l:12} {c:11} {jobs / secs[(l, c)][-1]:8,.0f} jobs/s", flush=True)
+    return {k: statistics.median(v) for k, v in secs.items()}
+
+
+def layer_rows(layers: list, cols: list, med: dict, jobs: int) -> list[str]:
+    "A table row a layer: for each column its jobs/s, microseconds a job, and what it added to the row above."
+    L, prev = [], dict.fromkeys(cols)
+    for l in layers:
+        cells = []
+        for c in cols:
+            us = 1e6 * med[(l, c)] / jobs
+            cells += [f"{jobs / med[(l, c)]:,.0f}", f"{us:.0f}", '-' if prev[c] is None else f"{us - prev[c]:+.0f}"]
+            prev[c] = us
+        L.append(f"| {l} | " + ' | '.join(cells) + ' |')
+    return L
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--jobs', type=int, default=2000); ap.add_argument('--reps', type=int, default=5)
     ap.add_argument('--child', nargs=2, metavar=('LAYER', 'LOOP'))
     a = ap.parse_args()
     if a.child: return child(a.child[0], a.child[1], a.jobs)
-    secs = {(l, lp): [] for l in LAYERS for lp in LOOPS}
-    for rep in range(a.reps):
-        for l in LAYERS:
-            for lp in LOOPS:
-                p = subprocess.run([sys.executable, __file__, '--child', l, lp, '--jobs', str(a.jobs)], capture_output=True,
-                                   text=True, timeout=600, cwd=Path(__file__).parent)
-                if p.returncode: sys.exit(f"{l} on {lp}: {p.stderr.strip().splitlines()[-1]}")
-                secs[(l, lp)].append(json.loads(p.stdout.strip().splitlines()[-1]))
-                print(f"rep {rep + 1}/{a.reps} {l:12} {lp:8} {a.jobs / secs[(l, lp)][-1]:8,.0f} jobs/s", flush=True)
-    med = {k: statistics.median(v) for k, v in secs.items()}
+    med = interleaved(__file__, LAYERS, LOOPS, a.jobs, a.reps)
     cmd = shlex.join(['.venv/bin/python', 'bench/layers_sqlite.py'] + sys.argv[1:])
     L = ["# The in-app scheduler's drain on SQLite, layer by layer", "",
          f"Produced by `{cmd}` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC: {a.jobs:,} no-op async jobs written "
          f"first, then drained; median of {a.reps} repetitions, each a fresh process, interleaved. Each row adds one "
          "layer to the row above; *added* is what that layer costs a job (see the script's docstring).", "",
          "| layers | asyncio jobs/s | us a job | added | uvloop jobs/s | us a job | added |", "|---|---:|---:|---:|---:|---:|---:|"]
-    prev = {lp: None for lp in LOOPS}
-    for l in LAYERS:
-        cells = []
-        for lp in LOOPS:
-            us = 1e6 * med[(l, lp)] / a.jobs
-            cells += [f"{a.jobs / med[(l, lp)]:,.0f}", f"{us:.0f}", '-' if prev[lp] is None else f"{us - prev[lp]:+.0f}"]
-            prev[lp] = us
-        L.append(f"| {l} | " + ' | '.join(cells) + ' |')
+    L += layer_rows(LAYERS, LOOPS, med, a.jobs)
     OUT.write_text('\n'.join(L) + '\n')
     print('\n'.join(L))
 
