@@ -317,6 +317,11 @@ MUTANTS = [
     ("a scheduler cancelled from outside leaves its jobs running", 'scheduler.py',
      "await self._stop_jobs()  # handed back, each of them; also when cancelled from outside: nothing of ours runs on after this", "pass", ['tests/test_guards.py::test_a_scheduler_cancelled_from_outside_stops_its_jobs_before_it_returns']),
     ("stopping a runner leaves its async tasks running", 'runner.py', "if c.on_cancel: c.on_cancel()", "pass", ['tests/test_guards.py::test_a_scheduler_cancelled_from_outside_stops_its_jobs_before_it_returns']),
+    ("a connection leaving the pool is closed on the event loop", 'store.py', "        _close(evict)", "        _close_now(evict)",
+     [G + 'test_a_connection_leaving_the_pool_is_closed_off_the_event_loop']),
+    ("a connection leaving the pool from the event loop is never closed", 'store.py',
+     "try: return _bg.submit(_close_now, conns) and None", "return None",
+     [G + 'test_a_connection_leaving_the_pool_is_closed_off_the_event_loop']),
 ]
 
 def copy_tree(dst:Path):

@@ -51,7 +51,18 @@ CATCH_UP_PASSES = 6          #: passive passes a background checkpoint makes at 
 PAUSE_MOST = 0.01            #: seconds that pause may last while it waits for a write in flight or a reader; then the log is left for the next checkpoint
 LATE_WAIT = 0.5              #: seconds a group of ends the loop could not write waits for the lock in a thread; then each runner writes its own
 _idle_lru, _idle_lock = OrderedDict(), threading.Lock()  # every idle connection of the process, least recently used first
-_bg = ThreadPoolExecutor(1, thread_name_prefix='fh-saas-checkpoint')
+_bg = ThreadPoolExecutor(1, thread_name_prefix='fh-saas-checkpoint')  # checkpoints, and closes from an event loop
+
+def _close(conns:list):
+    "Close connections that left the pool; from an event loop's thread, in the background thread (closing a file's last connection copies its log into the database and syncs it)."
+    if asyncio._get_running_loop() is not None:
+        try: return _bg.submit(_close_now, conns) and None
+        except RuntimeError: pass  # the interpreter is shutting down: close them here
+    _close_now(conns)
+
+def _close_now(conns:list):
+    "Close each of `conns` here."
+    for c in conns: c.close()
 _NEEDED = set(COLUMNS) | set(re.findall(r'CREATE (?:UNIQUE )?INDEX IF NOT EXISTS (\w+)', SCHEMA + INDEXES))  # columns and indexes
 
 class _Local(threading.local):
@@ -172,7 +183,7 @@ class JobStore:
                 while len(_idle_lru) > MAX_IDLE:  # over the process-wide cap: close the least recently used
                     st, w, old = _idle_lru.popitem(last=False)[1]
                     st._idle[w].remove(old); evict.append(old)
-        for x in evict: x.close()
+        _close(evict)
 
     def _one(self, sql:str, args:dict|None, rows:bool):
         "Run one statement in its own transaction: its rows (`rows`) or how many rows it changed."

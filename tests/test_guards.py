@@ -899,3 +899,26 @@ def test_the_due_times_heap_keeps_every_current_time_however_often_one_changes()
     assert (d.first(lambda s: True), d.first(lambda s: s is not a), d.first(lambda s: False)) == (5.0, 6.0, None)
     d.pop(a); d[c] = None
     assert (d.due(10.0), d.first(lambda s: True)) == ([b], 6.0)
+
+def test_a_connection_leaving_the_pool_is_closed_off_the_event_loop(tmp_path, monkeypatch):
+    """Closing a file's last connection copies its log into the database, syncs it and deletes it: on a busy disk,
+    hundreds of milliseconds. A connection that a write on the event loop pushes out of the pool (past the
+    process-wide cap, as with many tenants) is closed by the store's background thread, never on the loop, which
+    goes on at once; closed all the same, soon after."""
+    import fh_saas.store as S
+    monkeypatch.setattr(S, 'MAX_IDLE', 1)  # one idle connection in the whole process: the next tenant's evicts it
+    a, b = JobStore(f"sqlite:///{tmp_path/'a.db'}"), JobStore(f"sqlite:///{tmp_path/'b.db'}")
+    wal = Path(f"{a.path}-wal")
+    def new(): return dict(id=gen_id(), job_type='x', status='pending', payload='{}', created_at='', run_at=0, updated_at='')
+    gate = threading.Event()
+    S._bg.submit(gate.wait, 10)  # the background thread busy for now: what it is handed waits its turn
+    async def go():
+        assert a.inline(a.insert, new())[0] and wal.exists()  # a's connection is idle, its log written
+        assert b.inline(b.insert, new())[0]                   # over the cap: a's connection leaves the pool
+        return wal.exists()
+    try: kept = anyio.run(go)
+    finally: gate.set()
+    assert kept, "a's last connection was closed on the event loop (its log was copied and deleted there)"
+    end = time.monotonic() + 5
+    while wal.exists() and time.monotonic() < end: time.sleep(0.01)
+    assert not wal.exists(), "a's evicted connection was never closed"
