@@ -320,7 +320,7 @@ MUTANTS = [
     ("a connection leaving the pool is closed on the event loop", 'store.py', "        _close(evict)", "        _close_now(evict)",
      [G + 'test_a_connection_leaving_the_pool_is_closed_off_the_event_loop']),
     ("a connection leaving the pool from the event loop is never closed", 'store.py',
-     "try: return _bg.submit(_close_now, conns) and None", "return None",
+     "try: _bg.submit(_close_now, conns); return", "return",
      [G + 'test_a_connection_leaving_the_pool_is_closed_off_the_event_loop']),
 ]
 

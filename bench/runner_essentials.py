@@ -87,12 +87,12 @@ def checks() -> float:
 
 def measure(best_of:int=3) -> dict:
     """The essentials in microseconds a job, best of `best_of`, `{'async': {'e2e': us, 'drain': us}, 'sync': {...}}`,
-    with `'guarantees'`: what fh-saas's runner keeps beyond them (`guarantees`), `'pool'`: a statement's connection
-    lent and taken back (`pool`), and `'checks'`: fh-saas's submission checks (`checks`)."""
+    with `'guarantees'`: what fh-saas's runner keeps beyond them (`guarantees`) and `'pool'`: a statement's connection
+    lent and taken back (`pool`)."""
     r = {kind: {k: min(asyncio.run(essentials(submit=k == 'e2e', sync=kind == 'sync')) for _ in range(best_of))
                 for k in ('e2e', 'drain')} for kind in ('async', 'sync')}
     return r | dict(guarantees=min(asyncio.run(guarantees()) for _ in range(best_of)),
-                    pool=min(pool() for _ in range(best_of)), checks=min(checks() for _ in range(best_of)))
+                    pool=min(pool() for _ in range(best_of)))
 
 
 if __name__ == '__main__':

@@ -56,7 +56,7 @@ _bg = ThreadPoolExecutor(1, thread_name_prefix='fh-saas-checkpoint')  # checkpoi
 def _close(conns:list):
     "Close connections that left the pool; from an event loop's thread, in the background thread (closing a file's last connection copies its log into the database and syncs it)."
     if asyncio._get_running_loop() is not None:
-        try: return _bg.submit(_close_now, conns) and None
+        try: _bg.submit(_close_now, conns); return
         except RuntimeError: pass  # the interpreter is shutting down: close them here
     _close_now(conns)
 

@@ -5,12 +5,11 @@ case's `_FINISH_QUICK`), with the parameters fh-saas gives them, on fh-saas's sc
 dashboard, claims and idempotency keys need) in a file made as fh-saas makes one (`PAGE_SIZE`-byte pages), WAL +
 synchronous NORMAL, SQLite's own checkpoints. What any job runner keeping fh-saas's rows would spend in SQLite alone.
 The task runs in the submitting coroutine."""
-import os, sqlite3, threading, time
+import os, sqlite3, time
 from pathlib import Path
 from fh_saas.db_host import gen_id, timestamp, PAGE_SIZE
 from fh_saas.jobs import SCHEMA, INDEXES
-from fh_saas.store import (_CLAIM_ONE, _FINISH_QUICK, _finish_args, _now_row, WAL_LIMIT, CHECK_WAL_EVERY, CATCH_UP_FRAMES,
-                           CATCH_UP_PASSES, PAUSE_MOST)
+from fh_saas.store import JobStore, _CLAIM_ONE, _FINISH_QUICK, _finish_args, _now_row, _bg, WAL_LIMIT, CHECK_WAL_EVERY
 
 LABEL = "bare sqlite3 loop on fh-saas's table, same 3 commits"
 BACKEND, PROCESS = 'sqlite', False
@@ -25,16 +24,15 @@ def noop(): return None
 
 
 class Kept:
-    """A connection whose log is kept bounded from a thread of its own, as fh-saas keeps a store's: every
-    `CHECK_WAL_EVERY` statements the loop looks at the log's size; past `WAL_LIMIT` a thread copies the log into the
-    database in passive passes while the loop writes on, then restarts it in a short pause of the loop's writes (a
-    `RESTART` checkpoint, at most `PAUSE_MOST` s of retries). The least a runner pays for a bounded log without
-    copying it in its own thread."""
+    """A connection whose log is kept bounded as fh-saas keeps a store's, by the store's own code: every
+    `CHECK_WAL_EVERY` statements the loop looks at the log's size; past `WAL_LIMIT` the store's background thread
+    copies the log into the database in passive passes while the loop writes on, then restarts it in a short pause of
+    the loop's writes (`JobStore._catch_up`). The loop's statements go on its own connection, with no fh-saas code
+    around them. The least a runner pays for a bounded log without copying it in its own thread."""
     def __init__(self, db, path):
-        self.db, self.wal, self.n, self.held, self.pause = db, f"{path}-wal", 0, False, threading.Lock()
-        self.thread = None  # the catch-up running, if any
-        self.ck = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=0)  # never waits: retried
-        for c in (db, self.ck): c.execute('PRAGMA synchronous=NORMAL'); c.execute(f'PRAGMA journal_size_limit={WAL_LIMIT}')
+        self.db, self.wal, self.n = db, f"{path}-wal", 0
+        self.store = JobStore(f"sqlite:///{path}", create=False)  # its checkpoints, its pause; never its statements
+        db.execute(f'PRAGMA journal_size_limit={WAL_LIMIT}')
 
     @property
     def row_factory(self): return self.db.row_factory
@@ -42,34 +40,19 @@ class Kept:
     def row_factory(self, f): self.db.row_factory = f
 
     def execute(self, sql, args=()):
-        if self.held and not self.db.in_transaction:
-            with self.pause: pass  # the log is restarting: go on the moment it has
+        st = self.store
+        if st._held and not self.db.in_transaction:
+            with st._pause: pass  # the log is restarting: go on the moment it has
         self.n += 1
-        if self.n % CHECK_WAL_EVERY == 0 and not (self.thread and self.thread.is_alive()) and os.path.getsize(self.wal) > WAL_LIMIT:
-            self.thread = threading.Thread(target=self.catch_up, daemon=True); self.thread.start()
+        if self.n % CHECK_WAL_EVERY == 0 and not st._ckpt and os.path.getsize(self.wal) > WAL_LIMIT:
+            st._ckpt = True; _bg.submit(st._catch_up)  # as `JobStore._back` starts one
         return self.db.execute(sql, args)
 
     def executescript(self, sql): return self.db.executescript(sql)
 
-    def catch_up(self):
-        seen, last, caught = 0, None, False
-        for _ in range(CATCH_UP_PASSES):
-            busy, log, copied = self.ck.execute('PRAGMA wal_checkpoint(PASSIVE)').fetchone()
-            if busy: return
-            new, seen, caught = (log - seen if log >= seen else log), log, copied == log
-            if caught and last is not None and (new <= CATCH_UP_FRAMES or new > 0.75 * last): break
-            last = new
-        if not caught: return  # a reader holds back the rest: no pause could help
-        with self.pause:
-            self.held, end = True, time.monotonic() + PAUSE_MOST
-            try:
-                while self.ck.execute('PRAGMA wal_checkpoint(RESTART)').fetchone()[0] and time.monotonic() < end:
-                    time.sleep(0.0001)
-            finally: self.held = False
-
     def close(self):
-        if self.thread: self.thread.join()
-        self.ck.close(); self.db.close()
+        while self.store._ckpt: time.sleep(0.001)  # a catch-up still running: it ends first
+        self.store.close(); self.db.close()
 
 
 class System:
@@ -83,8 +66,8 @@ class System:
         self.db.execute(f'PRAGMA page_size={PAGE_SIZE}')  # the pages of a file fh-saas makes
         self.db.execute('PRAGMA journal_mode=WAL'); self.db.execute('PRAGMA synchronous=NORMAL')
         if self.checkpoints is not True: self.db.execute('PRAGMA wal_autocheckpoint=0')
-        if self.checkpoints == 'thread': self.db = Kept(self.db, path)
         self.db.executescript(SCHEMA + INDEXES)
+        if self.checkpoints == 'thread': self.db = Kept(self.db, path)
         self.running, self.waiting, self.times = False, [], {}
 
     async def run_task(self): noop()
