@@ -180,7 +180,7 @@ def ratio_rows(m):
 #: statements a job sends on each in-process SQLite path, `(scheduler?, measure)`: the `bg_task` path's insert, claim
 #: and finish (the drain's rows are written first); the scheduler's insert, claim and finish for a job a submit told it
 #: of, and a drain's claim and grouped finish for a round of up to 7 jobs
-STATEMENTS = {(False, 'e2e'): 3, (False, 'drain'): 2, (True, 'e2e'): 3, (True, 'drain'): 2 / 7}
+STATEMENTS = {(False, 'e2e'): 3, (False, 'drain'): 2, (True, 'e2e'): 1 + 2 / 7, (True, 'drain'): 2 / 7}
 
 #: fh-saas's in-process SQLite paths: (what, its system, the floor under it)
 SQLITE_PATHS = (('async task, `bg_task` path', 'fh_sqlite_async', 'sqlite3_table'),
@@ -206,7 +206,7 @@ def standing(g, f, ess=None):
             f"rules and told to the hooks; and {poo:.1f} us a statement for a pooled connection lent and taken back, "
             "which a store shared by the event loop, job threads, the lease keeper and its checkpoint thread, with its "
             "open files capped across thousands of tenants, pays: three statements a job end to end, two drained on "
-            "the `bg_task` path, two a round of up to 7 jobs in the scheduler's drain" if ess else 'not measured')
+            "the `bg_task` path; in the scheduler, the insert a job and two a round of up to 7 jobs end to end, two a round drained" if ess else 'not measured')
          + "). *Left*: what the target leaves a job "
          "beyond that least (negative: the target asks for less time than the least). *met*; *out of reach*: the "
          "target is over the least, so no runner keeping fh-saas's rows, promises and a bounded log, and sending "
@@ -242,7 +242,7 @@ def floors(m, runs=None, ess=None):
               "(`sqlite3_table_thread`): a target above them cannot be met by any runner that keeps fh-saas's rows and "
               "commits each job's states one by one. Under the in-app scheduler, its own claim of up to 7 jobs and "
               "its grouped finish (`sqlite3_table_batch`), the tasks handed to threads for a sync task "
-              "(`sqlite3_table_batch_thread`); a job submitted while it runs is claimed alone and ended alone, as the scheduler does with the one due job a submit told it of. "
+              "(`sqlite3_table_batch_thread`); jobs submitted while it runs are claimed a round at a time, a round at most every `cooldown` (2 ms), as the scheduler claims a burst of submits. "
               "Each floor sends fh-saas's own statements with fh-saas's parameters, and is run three ways: paying "
               "SQLite's own checkpoints in the committing thread, as a plain `sqlite3` loop does; with no checkpoint "
               "at all (`*_nockpt`), its log growing for as long as the run lasts; and with its log kept bounded from a "

@@ -31,6 +31,12 @@ REFILL_TENANTS = 256
 #: next poll stat every file, so they come in bursts (chunks of `LOOK_CHUNK` with dispatches between), not at every poll
 NET_BURST = 0.5
 
+def _check_cooldown(v) -> float:
+    "A scheduler's `cooldown`: a number of seconds from 0 to 1, else `ValueError`."
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
+        raise ValueError(f"cooldown must be a number of seconds from 0 to 1, not {v!r}")
+    return float(v)
+
 def _file_sig(store:JobStore,
               wal:bool=True, # whether its -wal file may exist (a folder listing without it says it does not)
              ):
@@ -101,12 +107,15 @@ class Scheduler:
                  tenant_slots:int|None=None, # at most this many of this scheduler's slots for one tenant (default: all but an eighth)
                  task_modules=(), # modules whose functions may run as tasks (besides `@task`; see `resolve`)
                  schedules=None, # periodic jobs to keep: `Schedule`s (default: those declared with `schedule`; `()`: none)
+                 cooldown:float=0.002, # seconds from one look at new submits to the next: a burst is claimed a round at a time (0: a claim each)
                 ):
         self.task_modules = tuple(task_modules)
         self.source, self.concurrency, self.per_tenant, self.poll = source, concurrency, per_tenant, poll
         self.tenant_limit, self.full_scan = tenant_limit, full_scan
         self.tenant_slots = tenant_slots or (concurrency - max(1, concurrency // 8) if concurrency > 1 else 1)
         self.lease, self.grace, self.policy, self.tasks, self.clock, self.worker = lease, grace, policy, tasks, clock, worker
+        self.cooldown = _check_cooldown(cooldown)
+        self._news, self._news_at = False, 0.0  # news (a submit, a changed file) not looked at yet; when news was last looked at
         self.threads = JobThreads(concurrency)
         self.runners, self.next, self.sigs, self.woken, self.active, self.served = {}, _DueTimes(), {}, set(), {}, {}
         self.busy, self.trouble, self.broken, self.lease_at, self._by_key = {}, {}, set(), {}, {}
@@ -174,7 +183,7 @@ def _woken(self:Scheduler, store:JobStore|None, job:tuple|None):
     "On the scheduler's loop (or with none running): note `store`'s news (a job it was told of: `_hint`) and wake the loop."
     if store is not None:
         if job is None or not self._hint(store, job): self._hints.pop(store, None)  # other news: claims read what is due
-        self.woken.add(store)
+        self.woken.add(store); self._news = True
     if self._event is not None: self._event.set()
 
 @patch
@@ -623,6 +632,10 @@ async def serve(self:Scheduler,
                 if self.woken: waits.append(0)
             await self._nap(min(waits))
             self._event.clear()
+            if self._news and self.cooldown:  # a burst of submits: what came within `cooldown` of the last look waits for the next
+                if (wait := self._news_at + self.cooldown - time.monotonic()) > 0:
+                    await asyncio.sleep(wait); self._event.clear()
+                self._news, self._news_at = False, time.monotonic()
         await self._leave_idle()  # first: wake-ups for the jobs it hands back go to a worker that stays
         with anyio.move_on_after(self.grace):
             while self.active: self._event.clear(); await self._event.wait()

@@ -922,3 +922,31 @@ def test_a_connection_leaving_the_pool_is_closed_off_the_event_loop(tmp_path, mo
     end = time.monotonic() + 5
     while wal.exists() and time.monotonic() < end: time.sleep(0.01)
     assert not wal.exists(), "a's evicted connection was never closed"
+
+@pytest.mark.parametrize('cooldown, most', [(0.002, 1 / 3), (0, 1.0)])
+def test_a_burst_of_submits_is_claimed_a_round_at_a_time(tmp_path, cooldown, most):
+    """Submits that come faster than the scheduler's `cooldown` (a busy app's requests, each letting the loop run once)
+    are claimed several at a time, in fewer claims than jobs, and each job runs once; with `cooldown=0` each submit
+    may be claimed alone. A cooldown that is not a number of seconds from 0 to 1 is refused."""
+    host = SqliteHost(tmp_path); host.create('acme')
+    for bad in (-0.001, 2, 'soon', True, float('nan')):
+        with pytest.raises(ValueError, match='cooldown'): Scheduler(host, cooldown=bad)
+    sched, told = Scheduler(host, poll=30, schedules=(), task_modules=[__name__], cooldown=cooldown), []
+    async def go():
+        async with sched.running():
+            m = BackgroundTaskManager(host.url('acme'))
+            await m.submit('anoop', anoop)[1]()
+            await wait_async(lambda: m.count_jobs(status='completed') == 1)
+            ids = []
+            for _ in range(60):
+                i, bg = m.submit('anoop', anoop); ids.append(i)
+                await bg(); await asyncio.sleep(0)   # the next request
+            await wait_async(lambda: m.count_jobs(status='completed') == 61, timeout=10)
+            return ids
+    ids = anyio.run(go)
+    st = JobStore(host.url('acme'))
+    rows = [st.get(i) for i in ids]
+    assert all(r['status'] == 'completed' and r['attempt'] == 1 for r in rows)
+    claims = len({r['claim_id'] for r in rows})
+    assert claims <= most * len(ids), f"{claims} claims for a burst of {len(ids)} submits"
+    if cooldown == 0: assert claims > len(ids) / 3   # the burst above is what makes the difference
