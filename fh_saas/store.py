@@ -368,17 +368,26 @@ def forget(store:JobStore, # a store that `store_for` made
 # %% ../nbs/02_store.ipynb #6a0b2c15
 def _now_row(now:float) -> dict: return dict(now=now, now_s=timestamp(now))
 
+_inserts = {}  # the columns of a row -> the text of its insert: the same few every time, built once
+
+def _insert_sql(cols:tuple) -> str:
+    "The `INSERT` of a row with columns `cols` (the names the code gives a row, never a user's), its text made once."
+    if (sql := _inserts.get(cols)) is None:
+        if len(_inserts) >= 64: _inserts.clear()  # bounded, whatever rows callers write
+        sql = _inserts[cols] = f"INSERT INTO tenant_jobs ({', '.join(cols)}) VALUES ({', '.join(':' + c for c in cols)})"
+    return sql
+
 @patch
 def insert(self:JobStore,
            job:dict, # the new row: column name to value
           ) -> str:
     "Insert `job` (a dict of columns) as a new row; with a used `idem_key`, return that job's id instead."
-    cols = ', '.join(job); vals = ', '.join(f':{k}' for k in job)
+    sql = _insert_sql(tuple(job))
     if job.get('idem_key') is None:  # a fresh uuid4 id: nothing to conflict with but this insert made before
-        try: self._write(f"INSERT INTO tenant_jobs ({cols}) VALUES ({vals})", job)
+        try: self._write(sql, job)
         except sqlite3.IntegrityError: return self._existing(job)
         return job['id']
-    rows = self._exec(f"INSERT INTO tenant_jobs ({cols}) VALUES ({vals}) ON CONFLICT DO NOTHING RETURNING id", job)
+    rows = self._exec(sql + " ON CONFLICT DO NOTHING RETURNING id", job)
     if rows: return rows[0]['id']
     return self._existing(job)
 

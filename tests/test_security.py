@@ -223,6 +223,17 @@ def test_2_submit_refuses_a_borrowed_name_and_arguments_that_do_not_fit(host):
     m.submit('x', T.make_report, user_id='u1'); m.submit('x', T.takes_any, anything=1)
     assert m.count_jobs() == 3
 
+def test_2_b_a_call_that_fitted_before_lets_no_later_call_through(host):
+    """What the checks of a submit's arguments remember lets no later call through: a function that fitted a call with
+    no arguments still refuses an unknown keyword, and one that fitted a call with arguments still refuses a call
+    that leaves a required one out."""
+    m = BackgroundTaskManager(host.create('acme'), run_here=False)
+    for _ in range(2): m.submit('x', T.nest)   # no arguments, and none needed
+    with pytest.raises(TypeError, match='argument'): m.submit('x', T.nest, y=1)
+    for _ in range(2): m.submit('x', T.make_report, user_id='u1')
+    with pytest.raises(TypeError, match='argument'): m.submit('x', T.make_report)
+    assert m.count_jobs() == 4
+
 # ---------------------------------------------------------------- 3. one URL, one tenant schema
 def test_3_a_pg_url_must_name_exactly_one_tenant_schema(pg_server):
     from fh_saas.pg import PgHost
