@@ -15,6 +15,7 @@ from .db_host import mask_url, settled
 from .jobs import TaskRegistry, retry_delay, pid_gone, log
 from .store import JobStore, LeaseExpired, store_for, forget
 from .runner import Runner, JobThreads, in_io
+from .utils_bgtsk import _check_num
 _all_ = ['pid_gone', 'LeaseExpired']
 
 # %% auto #0
@@ -30,12 +31,6 @@ REFILL_TENANTS = 256
 #: seconds of safety-net looks at most in one burst: the files they open and close change the folder, which makes the
 #: next poll stat every file, so they come in bursts (chunks of `LOOK_CHUNK` with dispatches between), not at every poll
 NET_BURST = 0.5
-
-def _check_cooldown(v) -> float:
-    "A scheduler's `cooldown`: a number of seconds from 0 to 1, else `ValueError`."
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
-        raise ValueError(f"cooldown must be a number of seconds from 0 to 1, not {v!r}")
-    return float(v)
 
 def _file_sig(store:JobStore,
               wal:bool=True, # whether its -wal file may exist (a folder listing without it says it does not)
@@ -114,7 +109,7 @@ class Scheduler:
         self.tenant_limit, self.full_scan = tenant_limit, full_scan
         self.tenant_slots = tenant_slots or (concurrency - max(1, concurrency // 8) if concurrency > 1 else 1)
         self.lease, self.grace, self.policy, self.tasks, self.clock, self.worker = lease, grace, policy, tasks, clock, worker
-        self.cooldown = _check_cooldown(cooldown)
+        self.cooldown = _check_num('cooldown', cooldown, allow_none=False, most=1)  # seconds, from 0 to 1
         self._news, self._news_at = False, 0.0  # news (a submit, a changed file) not looked at yet; when news was last looked at
         self.threads = JobThreads(concurrency)
         self.runners, self.next, self.sigs, self.woken, self.active, self.served = {}, _DueTimes(), {}, set(), {}, {}

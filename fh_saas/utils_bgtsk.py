@@ -219,18 +219,21 @@ def _depth(x, most:int=64) -> int:
             stack.extend((c, d + 1) for c in (v.values() if isinstance(v, dict) else v))
     return deepest
 
-_sigs = weakref.WeakKeyDictionary()  # task function -> its signature: read once, not at every submit
-_bare_ok = weakref.WeakSet()  # task functions called with no arguments before, and fit: not bound again for that
+_sigs = weakref.WeakKeyDictionary()  # task function -> (its signature, whether no arguments fit it): read once, not at every submit
 
-def _signature(fn:Callable) -> inspect.Signature|None:
-    "`fn`'s signature, or `None` for a callable without one (a builtin: its arguments cannot be checked)."
+def _signature(fn:Callable) -> tuple:
+    "`fn`'s signature (`None` for a callable without one, a builtin: its arguments cannot be checked), and whether a call with no arguments fits it."
     try: return _sigs[fn]
     except (KeyError, TypeError): pass
     try: sig = inspect.signature(fn)
     except (TypeError, ValueError): sig = None
-    try: _sigs[fn] = sig
+    bare = True  # a call with no arguments fits it
+    if sig is not None:
+        try: sig.bind()
+        except TypeError: bare = False
+    try: _sigs[fn] = sig, bare
     except TypeError: pass  # not weakly referable: read again next time
-    return sig
+    return sig, bare
 
 @patch
 def _new_row(self:BackgroundTaskManager, job_type, task_func, kwargs, max_retries, delay, run_at, timeout, key,
@@ -249,16 +252,11 @@ def _new_row(self:BackgroundTaskManager, job_type, task_func, kwargs, max_retrie
     path = func_path(task_func) if named is None else None
     if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
         raise TypeError("task arguments must be keyword arguments")
-    try: bare = not kwargs and task_func in _bare_ok
-    except TypeError: bare = False  # not hashable: bound every time
-    sig = None if bare else _signature(task_func)
-    if sig is not None:
+    sig, bare = _signature(task_func)
+    if sig is not None and (kwargs or not bare):  # no arguments, where none are needed: known to fit, not bound again
         try: sig.bind(**kwargs)
         except TypeError as e:
             raise TypeError(f"task arguments do not fit {task_func.__name__}{sig}: {e}") from None
-        if not kwargs:  # no arguments, and they fit: the next such submit of this function need not bind them
-            try: _bare_ok.add(task_func)
-            except TypeError: pass  # not weakly referable: bound every time
     if not kwargs: payload = '{}'  # most jobs: no arguments, nothing to nest or encode
     else:
         _depth(kwargs)

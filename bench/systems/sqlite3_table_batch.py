@@ -8,7 +8,7 @@ would spend on SQLite alone. Jobs submitted while the consumer runs are claimed 
 (its `cooldown`): a submit that comes `COOLDOWN` or more after the last claim starts a round at once, one that
 comes sooner waits for the next round; a round ends the last round's jobs and claims up to 7 due jobs in one
 commit, then runs them. What is left when the submits stop is claimed in rounds until nothing is due."""
-import sqlite3, time
+import inspect, sqlite3, time
 from fh_saas.scheduler import Scheduler
 from fh_saas.db_host import gen_id
 from fh_saas.store import JobStore, _CLAIM_SET, _STILL_PENDING, _RUN_COLS, _FINISH_QUICK, _finish_args, _now_row
@@ -17,7 +17,7 @@ from systems import sqlite3_table
 LABEL = "bare sqlite3 loop on fh-saas's table, the scheduler's grouped claims and finishes"
 BACKEND, PROCESS = 'sqlite', False
 BATCH = 7
-COOLDOWN = Scheduler.__init__.__defaults__[-1]  # the scheduler's default `cooldown`, in seconds
+COOLDOWN = inspect.signature(Scheduler).parameters['cooldown'].default  # the scheduler's default, in seconds
 CLAIM = (f"UPDATE tenant_jobs SET {_CLAIM_SET} WHERE "
          + JobStore.pick.format(f"SELECT id FROM tenant_jobs WHERE {JobStore.due} LIMIT :n")
          + f" AND {_STILL_PENDING} RETURNING {_RUN_COLS}")
