@@ -44,7 +44,7 @@ def _rows_or_count(cur) -> list[dict]|int:
 
 #: idle connections kept open across all tenant files (env `FH_SAAS_IDLE_CONNECTIONS`)
 MAX_IDLE = int(os.environ.get('FH_SAAS_IDLE_CONNECTIONS', '64'))
-WAL_LIMIT = 4 * 1024 * 1024  #: bytes of write-ahead log past which a background checkpoint copies it into the database; at twice this, writers stand back until it restarts
+WAL_LIMIT = 8 * 1024 * 1024  #: bytes of write-ahead log past which a background checkpoint copies it into the database; at twice this, writers stand back until it restarts
 CHECK_WAL_EVERY = 64         #: statements between looks at the log's size
 CATCH_UP_FRAMES = 128        #: log frames a background checkpoint's passes may leave for the writers' pause that restarts the log
 CATCH_UP_PASSES = 6          #: passive passes a background checkpoint makes at most before that pause
