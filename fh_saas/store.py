@@ -235,9 +235,12 @@ class JobStore:
         r, self._tls.ckpt = None, True
         try:
             with self._ckpt_lock, self._conn() as c:  # one checkpoint at a time: a second one would only fail
-                c.execute(f'PRAGMA busy_timeout={int(wait * 1000)}')
-                try: r = tuple(c.execute(f'PRAGMA wal_checkpoint({mode})').fetchone())
-                finally: c.execute(f"PRAGMA busy_timeout={int(self._tls.wait * 1000)}")  # its kind's again
+                if mode == 'PASSIVE':  # never calls the busy handler: no timeout to set. Each statement sent here takes
+                    r = tuple(c.execute('PRAGMA wal_checkpoint(PASSIVE)').fetchone())  # the GIL back from the event loop
+                else:
+                    c.execute(f'PRAGMA busy_timeout={int(wait * 1000)}')
+                    try: r = tuple(c.execute(f'PRAGMA wal_checkpoint({mode})').fetchone())
+                    finally: c.execute(f"PRAGMA busy_timeout={int(self._tls.wait * 1000)}")  # its kind's again
         except sqlite3.Error: pass
         finally:
             self._tls.ckpt = False
