@@ -41,14 +41,10 @@ def noop(): return None
 def statements(n: int, indexes: bool) -> dict:
     "Seconds `n` jobs' three statements take on a bare connection, and the log frames a job writes."
     from fh_saas.db_host import gen_id, timestamp, PAGE_SIZE
-    from fh_saas.jobs import SCHEMA, INDEXES
     from fh_saas.store import _CLAIM_ONE, _FINISH_QUICK, _finish_args, _now_row
     from systems.sqlite3_table import INSERT
     path = Path(tempfile.mkdtemp()) / 't.db'
-    db = sqlite3.connect(path, isolation_level=None)
-    db.execute(f'PRAGMA page_size={PAGE_SIZE}'); db.execute('PRAGMA journal_mode=WAL')
-    db.execute('PRAGMA synchronous=NORMAL'); db.execute('PRAGMA wal_autocheckpoint=0')
-    db.executescript(SCHEMA + INDEXES if indexes else SCHEMA.split('CREATE INDEX')[0])
+    db = _bare(path, indexes)
     inside, run = 0.0, time.perf_counter
     t0 = run()
     for _ in range(n):
@@ -56,11 +52,11 @@ def statements(n: int, indexes: bool) -> dict:
         a = run()
         db.execute(INSERT, dict(id=jid, job_type='noop', status='pending', payload='{}', created_at=ts, max_retries=3,
                                 run_at=t, func_path='split_bg:anoop', timeout=None, idem_key=None, updated_at=ts, priority=0))
+        inside += run() - a
         t = time.time(); args = dict(_now_row(t), id=jid, lease=t + 30, worker='bench', claim=gen_id())
-        b = run(); (row,) = db.execute(_CLAIM_ONE, args).fetchall(); c = run()
+        a = run(); (row,) = db.execute(_CLAIM_ONE, args).fetchall(); inside += run() - a
         args = _finish_args(jid, row[4], 'completed', time.time(), 'null')
-        d = run(); assert db.execute(_FINISH_QUICK, args).rowcount == 1
-        inside += (b - a) + (c - b) + (run() - d)
+        a = run(); assert db.execute(_FINISH_QUICK, args).rowcount == 1; inside += run() - a
     secs = run() - t0
     frames = os.path.getsize(f"{path}-wal") / (PAGE_SIZE + 24) / n
     db.close()
@@ -72,7 +68,8 @@ async def fh(n: int, task, canned: bool, beside: str | None = None, checkpoints:
     from fh_saas import store
     from fh_saas.utils_bgtsk import BackgroundTaskManager
     if not checkpoints: store.CHECK_WAL_EVERY = 10 ** 15  # the log's size never looked at: no checkpoint, no pause
-    side, inside, run = (_side(beside) if beside else None), [0.0], time.perf_counter
+    side = _bare(Path(tempfile.mkdtemp()) / 'side.db' if beside == 'file' else ':memory:') if beside else None
+    inside, run = [0.0], time.perf_counter
     mgr = BackgroundTaskManager(f"sqlite:///{tempfile.mkdtemp()}/t.db", create=True)
     st = mgr.store
     for _ in range(20): await mgr.submit('noop', task)[1]()  # warm: the function resolved, the connections open
@@ -97,15 +94,15 @@ async def fh(n: int, task, canned: bool, beside: str | None = None, checkpoints:
     return dict(secs=secs, inside=inside[0]) if beside else dict(secs=secs)
 
 
-def _side(where: str):
-    "A bare connection with fh-saas's schema and settings, no checkpoint, to a new file (`'file'`) or in memory: where `beside` sends the statements."
+def _bare(where, indexes: bool = True):
+    "A bare autocommit connection to a new file `where` (or `':memory:'`) with fh-saas's table and settings, and no checkpoint: the log only grows."
     from fh_saas.db_host import PAGE_SIZE
     from fh_saas.jobs import SCHEMA, INDEXES
-    db = sqlite3.connect(Path(tempfile.mkdtemp()) / 'side.db' if where == 'file' else ':memory:', isolation_level=None)
+    db = sqlite3.connect(where, isolation_level=None)
     db.execute(f'PRAGMA page_size={PAGE_SIZE}')
-    if where == 'file':
+    if where != ':memory:':
         db.execute('PRAGMA journal_mode=WAL'); db.execute('PRAGMA synchronous=NORMAL'); db.execute('PRAGMA wal_autocheckpoint=0')
-    db.executescript(SCHEMA + INDEXES)
+    db.executescript(SCHEMA + INDEXES if indexes else SCHEMA.split('CREATE INDEX')[0])  # the table, with or without its indexes
     return db
 
 
