@@ -278,7 +278,7 @@ class JobStore:
     skip_locked = ''  # SQLite has one writer at a time: a claim never meets a row locked by another claim
     pick = 'id IN ({})'  # how a claim names the rows its subquery chose
     #: the due jobs a claim takes, best first; `+run_at` is no bound on an index, so SQLite reads `tenant_jobs_next`
-    #: in its order and stops after `n`, instead of reading every due job from `tenant_jobs_waiting` and sorting them
+    #: in its order and stops after `n`, instead of reading every due job and sorting them
     due = "status = 'pending' AND +run_at <= :now AND cancel_requested = 0 ORDER BY priority DESC, run_at"
 
     def _exec_claim(self, sql:str, args:dict, again:Callable|None=None) -> list[dict]:
@@ -665,11 +665,17 @@ def _filters(job_type, status, before=None, after=None):
         args[f'{k}c'], args[f'{k}i'] = cur
     return (' WHERE ' + ' AND '.join(conds) if conds else ''), args
 
+#: the priorities of the waiting jobs, highest first, one search of `tenant_jobs_next` each (`pri.v`; its last row is
+#: NULL): that index is in `priority DESC, run_at` order, so the earliest job of each priority is the first of its run
+_PRIORITIES = ("WITH RECURSIVE pri(v) AS (SELECT MAX(priority) FROM tenant_jobs WHERE status = 'pending' UNION ALL "
+               "SELECT (SELECT MAX(priority) FROM tenant_jobs WHERE status = 'pending' AND priority < pri.v) FROM pri "
+               "WHERE pri.v IS NOT NULL) ")
+
 @patch
 def due_times(self:JobStore) -> tuple[float|None, float|None]:
     "`(earliest run_at of a pending job, earliest lease end of a running job)`: when a runner is next needed here."
-    r = self._exec("SELECT (SELECT MIN(run_at) FROM tenant_jobs WHERE status = 'pending') AS p, "
-                   "(SELECT MIN(lease_until) FROM tenant_jobs WHERE status = 'running') AS r")[0]
+    r = self._exec(_PRIORITIES + "SELECT (SELECT MIN((SELECT MIN(run_at) FROM tenant_jobs WHERE status = 'pending' "
+                   "AND priority = pri.v)) FROM pri) AS p, (SELECT MIN(lease_until) FROM tenant_jobs WHERE status = 'running') AS r")[0]
     return r['p'], r['r']
 
 @patch
@@ -677,7 +683,8 @@ def overdue(self:JobStore,
             before:float, # epoch seconds
            ) -> int:
     "How many pending jobs were due before `before`."
-    return self._exec("SELECT COUNT(*) AS n FROM tenant_jobs WHERE status = 'pending' AND run_at < :t", dict(t=before))[0]['n']
+    return self._exec(_PRIORITIES + "SELECT COALESCE(SUM((SELECT COUNT(*) FROM tenant_jobs WHERE status = 'pending' "
+                      "AND priority = pri.v AND run_at < :t)), 0) AS n FROM pri", dict(t=before))[0]['n']
 
 # %% ../nbs/02_store.ipynb #st0a7s02
 @patch

@@ -4,8 +4,10 @@ A claim and a job's end must add nothing to the indexes that claims and the next
 index that holds the new row version of a status change gets a new entry, so an index of every row costs two entries
 a job for nothing. The test finds those indexes from the plans themselves (not by name), runs 600 jobs through
 claim and finish, and reads how much the indexes grew: SQLite's own entry count (ANALYZE), PostgreSQL's pages.
-An older table (the layout before: full `(status, run_at)` and `(status, priority DESC, run_at)` indexes, a `UNIQUE`
-column on `idem_key`) is migrated when a store opens it, on both backends, and its idempotency keys still hold."""
+An older table (the layouts before: full `(status, run_at)` and `(status, priority DESC, run_at)` indexes, a `UNIQUE`
+column on `idem_key`, a partial `(status, run_at)` index for the due times) is migrated when a store opens it, on both
+backends, and its idempotency keys still hold. The next due time and the overdue count, read from the claim index
+one priority at a time, take in every priority."""
 import json, re, time
 import psycopg, pytest
 from fh_saas.db_host import gen_id, timestamp
@@ -94,6 +96,7 @@ CREATE INDEX tenant_jobs_created ON tenant_jobs (created_at);
 CREATE INDEX tenant_jobs_status_created ON tenant_jobs (status, created_at);
 CREATE INDEX tenant_jobs_type_created ON tenant_jobs (job_type, created_at);
 CREATE INDEX tenant_jobs_claim ON tenant_jobs (status, priority DESC, run_at);
+CREATE INDEX tenant_jobs_waiting ON tenant_jobs (status, run_at) WHERE status = 'pending';
 INSERT INTO tenant_jobs (id, job_type, status, payload, created_at, run_at, updated_at, idem_key)
   VALUES ('0123456789abcdef0123456789abcdef', 'noop', 'completed', '{}', '2026-01-01T00:00:00', 0, '2026-01-01T00:00:00', 'k1');
 """
@@ -128,8 +131,8 @@ def test_an_older_table_is_moved_to_the_new_indexes_and_its_keys_still_hold(host
     url = old_table(host)
     m = BackgroundTaskManager(url, run_here=False)
     have = indexes(m.store)
-    assert not {'tenant_jobs_due', 'tenant_jobs_claim'} & have, f"the old claim indexes are still there: {have}"
-    assert {'tenant_jobs_next', 'tenant_jobs_waiting', 'tenant_jobs_idem'} <= have, have
+    assert not {'tenant_jobs_due', 'tenant_jobs_claim', 'tenant_jobs_waiting'} & have, f"older indexes are still there: {have}"
+    assert {'tenant_jobs_next', 'tenant_jobs_idem'} <= have, have
     if host.kind == 'postgresql': assert 'tenant_jobs_idem_key_key' not in have, "the old constraint's index is left"
     assert m.enqueue('index_noop', noop, key='k1')[0] == '0123456789abcdef0123456789abcdef'  # the old row's key
     a = m.enqueue('index_noop', noop, key='k2')[0]
@@ -139,3 +142,18 @@ def test_an_older_table_is_moved_to_the_new_indexes_and_its_keys_still_hold(host
     assert len(pending) == 4 and sorted(r['id'] for r in m.store.claim_due(time.time(), 60, 'w', 10)) == pending
     m2 = BackgroundTaskManager(url, run_here=False)  # opened again: nothing left to migrate, nothing changes
     assert indexes(m2.store) == indexes(m.store)
+
+
+def test_the_due_time_and_the_overdue_count_take_in_every_priority(host):
+    "Read from the claim index a priority at a time: a job due early at a low priority is not missed."
+    m = BackgroundTaskManager(host.create('acme'), run_here=False)
+    st, now = m.store, time.time()
+    assert st.due_times() == (None, None) and st.overdue(now) == 0  # nothing waiting: no priority to step through
+    for pri, delay in [(100, 80), (7, 500), (-100, 0), (0, 40), (-5, 0), (7, 20)]:
+        m.enqueue('index_noop', noop, delay=delay, priority=pri)
+    got, late = st.due_times()[0], st.overdue(time.time() + 30)
+    assert now - 1 < got <= time.time() and late == 3, (got - now, late)  # -100 and -5 due now, 7 in 20 s
+    assert st.overdue(time.time() + 600) == 6 and st.overdue(now - 1) == 0
+    for r in st.claim_due(time.time(), 60, 'w', 10): st.finish(r['id'], r['attempt'], 'completed', time.time(), 'null')
+    got = st.due_times()[0]
+    assert now + 19 < got < time.time() + 21, got - now  # the priority 7 job in 20 s, not the priority 100 one in 80
