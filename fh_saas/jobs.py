@@ -179,7 +179,6 @@ MIGRATIONS = {'claim_id': 'ALTER TABLE tenant_jobs ADD COLUMN claim_id TEXT',
 #: indexes made once the migrations ran: the claims', on waiting jobs only (`status` leads: SQLite's planner then
 #: searches it by it; the next due time is read from it too, a priority at a time), and the idempotency keys'
 INDEXES = """CREATE INDEX IF NOT EXISTS tenant_jobs_next ON tenant_jobs (status, priority DESC, run_at) WHERE status = 'pending';
-
 CREATE UNIQUE INDEX IF NOT EXISTS tenant_jobs_idem ON tenant_jobs (idem_key) WHERE idem_key IS NOT NULL;"""
 #: indexes of earlier releases, replaced by `INDEXES`: dropped when a store opens a table that has them
 OLD_INDEXES = ('tenant_jobs_due', 'tenant_jobs_claim', 'tenant_jobs_waiting')  # the last: the due times' own, until 2026-12

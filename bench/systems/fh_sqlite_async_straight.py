@@ -11,7 +11,7 @@ to the floor, this runs them beside SQLite's statements, as a runner does: the t
 import time
 from pathlib import Path
 from fh_saas.jobs import _submitted, func_path
-from fh_saas.runner import Outcome, Runner, JobThreads, settle, classify, call_async, _tell
+from fh_saas.runner import Runner, JobThreads, settle, classify, call_async, _tell
 from fh_saas.utils_bgtsk import BackgroundTaskManager, JobStore
 
 LABEL = "fh-saas's pieces in a straight line, async task, `bg_task` path"
