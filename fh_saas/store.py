@@ -278,7 +278,8 @@ class JobStore:
     skip_locked = ''  # SQLite has one writer at a time: a claim never meets a row locked by another claim
     pick = 'id IN ({})'  # how a claim names the rows its subquery chose
     #: the due jobs a claim takes, best first; `+run_at` is no bound on an index, so SQLite reads `tenant_jobs_next`
-    #: in its order and stops after `n`, instead of reading every due job and sorting them
+    #: in its order and stops after `n`, instead of reading every due job by an index in `run_at` order and sorting
+    #: them (a process of a release before 2026-12 makes one, `tenant_jobs_waiting`, when it opens the file)
     due = "status = 'pending' AND +run_at <= :now AND cancel_requested = 0 ORDER BY priority DESC, run_at"
 
     def _exec_claim(self, sql:str, args:dict, again:Callable|None=None) -> list[dict]:
