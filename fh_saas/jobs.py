@@ -11,9 +11,9 @@ from typing import Callable
 from .db_host import gen_id
 
 # %% auto #0
-__all__ = ['log', 'STATUSES', 'FINISHED', 'registry', 'SCHEMA', 'COLUMNS', 'MIGRATIONS', 'INDEXES', 'OLD_INDEXES', 'NoRetry',
-           'RetryAfter', 'JobCancelled', 'JobTimeout', 'JobNotFound', 'UndeclaredTask', 'retry_delay', 'TaskRegistry',
-           'task', 'func_path', 'declared', 'resolve', 'worker_id', 'pid_gone']
+__all__ = ['log', 'STATUSES', 'FINISHED', 'registry', 'SCHEMA', 'COLUMNS', 'MIGRATIONS', 'INDEXES', 'OLD_INDEXES', 'DUE_INDEX',
+           'NoRetry', 'RetryAfter', 'JobCancelled', 'JobTimeout', 'JobNotFound', 'UndeclaredTask', 'retry_delay',
+           'TaskRegistry', 'task', 'func_path', 'declared', 'resolve', 'worker_id', 'pid_gone']
 
 # %% ../nbs/01_jobs.ipynb #5f0a1c07
 #: the `fh_saas.jobs` logger: failed attempts, tenants in trouble, errors outside tasks
@@ -177,11 +177,15 @@ COLUMNS = ('id', 'job_type', 'status', 'payload', 'result', 'error_log', 'retry_
 MIGRATIONS = {'claim_id': 'ALTER TABLE tenant_jobs ADD COLUMN claim_id TEXT',
               'priority': 'ALTER TABLE tenant_jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0'}
 #: indexes made once the migrations ran: the claims', on waiting jobs only (`status` leads: SQLite's planner then
-#: searches it by it; the next due time is read from it too, a priority at a time), and the idempotency keys'
+#: searches it by it; SQLite reads the next due time from it too, a priority at a time), and the idempotency keys'
 INDEXES = """CREATE INDEX IF NOT EXISTS tenant_jobs_next ON tenant_jobs (status, priority DESC, run_at) WHERE status = 'pending';
 CREATE UNIQUE INDEX IF NOT EXISTS tenant_jobs_idem ON tenant_jobs (idem_key) WHERE idem_key IS NOT NULL;"""
 #: indexes of earlier releases, replaced by `INDEXES`: dropped when a store opens a table that has them
-OLD_INDEXES = ('tenant_jobs_due', 'tenant_jobs_claim', 'tenant_jobs_waiting')  # the last: the due times' own, until 2026-12
+OLD_INDEXES = ('tenant_jobs_due', 'tenant_jobs_claim')
+#: the due times' own index, on waiting jobs in `run_at` order: PostgreSQL keeps it (SQLite files drop it). PostgreSQL's
+#: planner leaves `status = 'pending'`, which the claim index's predicate implies, out of that index's search, and
+#: then cannot search it by priority: the next due time read from it a priority at a time would read every waiting job
+DUE_INDEX = "CREATE INDEX IF NOT EXISTS tenant_jobs_waiting ON tenant_jobs (status, run_at) WHERE status = 'pending';"
 
 # %% ../nbs/01_jobs.ipynb #5f0a1c24
 def _read(path:str) -> str:

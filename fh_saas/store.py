@@ -64,6 +64,7 @@ def _close_now(conns:list):
     "Close each of `conns` here."
     for c in conns: c.close()
 _NEEDED = set(COLUMNS) | set(re.findall(r'CREATE (?:UNIQUE )?INDEX IF NOT EXISTS (\w+)', SCHEMA + INDEXES))  # columns and indexes
+_OLD = OLD_INDEXES + ('tenant_jobs_waiting',)  # and the due times' own index (`DUE_INDEX`), which SQLite files no longer keep
 
 class _Local(threading.local):
     "What one thread is doing with a store: plain attributes with defaults, cheaper than `getattr(local, name, default)`."
@@ -95,14 +96,14 @@ class JobStore:
         try:  # one read says whether the table, its columns and its indexes are all there: then no DDL runs
             have = {r[0] for r in c.execute("SELECT name FROM pragma_table_info('tenant_jobs') UNION ALL "
                                             "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'tenant_jobs'")}
-            if ready := _NEEDED <= have and not have.intersection(OLD_INDEXES): self._give(c, 5.0)  # the first operation uses it: opening a store opens its file once
+            if ready := _NEEDED <= have and not have.intersection(_OLD): self._give(c, 5.0)  # the first operation uses it: opening a store opens its file once
             else:
                 c.executescript(SCHEMA)
                 have = {r['name'] for r in c.execute("PRAGMA table_info(tenant_jobs)")}
                 for col, ddl in MIGRATIONS.items():
                     if col not in have: c.execute(ddl)
                 c.executescript(INDEXES)
-                for ix in OLD_INDEXES: c.execute(f"DROP INDEX IF EXISTS {ix}")  # replaced by INDEXES
+                for ix in _OLD: c.execute(f"DROP INDEX IF EXISTS {ix}")  # replaced by INDEXES
         except BaseException: c.close(); raise
         if not ready: c.close()  # the schema was written: closing the last connection checkpoints it into the file
 
@@ -671,12 +672,16 @@ def _filters(job_type, status, before=None, after=None):
 _PRIORITIES = ("WITH RECURSIVE pri(v) AS (SELECT MAX(priority) FROM tenant_jobs WHERE status = 'pending' UNION ALL "
                "SELECT (SELECT MAX(priority) FROM tenant_jobs WHERE status = 'pending' AND priority < pri.v) FROM pri "
                "WHERE pri.v IS NOT NULL) ")
+#: the two reads on SQLite, from the claim index a priority at a time (PostgreSQL reads its `DUE_INDEX` instead)
+JobStore._due_sql = (_PRIORITIES + "SELECT (SELECT MIN((SELECT MIN(run_at) FROM tenant_jobs WHERE status = 'pending' "
+                     "AND priority = pri.v)) FROM pri) AS p, (SELECT MIN(lease_until) FROM tenant_jobs WHERE status = 'running') AS r")
+JobStore._overdue_sql = (_PRIORITIES + "SELECT COALESCE(SUM((SELECT COUNT(*) FROM tenant_jobs WHERE status = 'pending' "
+                         "AND priority = pri.v AND run_at < :t)), 0) AS n FROM pri")
 
 @patch
 def due_times(self:JobStore) -> tuple[float|None, float|None]:
     "`(earliest run_at of a pending job, earliest lease end of a running job)`: when a runner is next needed here."
-    r = self._exec(_PRIORITIES + "SELECT (SELECT MIN((SELECT MIN(run_at) FROM tenant_jobs WHERE status = 'pending' "
-                   "AND priority = pri.v)) FROM pri) AS p, (SELECT MIN(lease_until) FROM tenant_jobs WHERE status = 'running') AS r")[0]
+    r = self._exec(self._due_sql)[0]
     return r['p'], r['r']
 
 @patch
@@ -684,8 +689,7 @@ def overdue(self:JobStore,
             before:float, # epoch seconds
            ) -> int:
     "How many pending jobs were due before `before`."
-    return self._exec(_PRIORITIES + "SELECT COALESCE(SUM((SELECT COUNT(*) FROM tenant_jobs WHERE status = 'pending' "
-                      "AND priority = pri.v AND run_at < :t)), 0) AS n FROM pri", dict(t=before))[0]['n']
+    return self._exec(self._overdue_sql, dict(t=before))[0]['n']
 
 # %% ../nbs/02_store.ipynb #st0a7s02
 @patch

@@ -6,8 +6,9 @@ a job for nothing. The test finds those indexes from the plans themselves (not b
 claim and finish, and reads how much the indexes grew: SQLite's own entry count (ANALYZE), PostgreSQL's pages.
 An older table (the layouts before: full `(status, run_at)` and `(status, priority DESC, run_at)` indexes, a `UNIQUE`
 column on `idem_key`, a partial `(status, run_at)` index for the due times) is migrated when a store opens it, on both
-backends, and its idempotency keys still hold. The next due time and the overdue count, read from the claim index
-one priority at a time, take in every priority."""
+backends, and its idempotency keys still hold (SQLite drops the due times' own index, PostgreSQL keeps it and makes
+it again where a schema lacks it). The next due time and the overdue count take in every priority: on SQLite they
+are read from the claim index one priority at a time, on PostgreSQL from their own index, searched, never scanned."""
 import json, re, time
 import psycopg, pytest
 from fh_saas.db_host import gen_id, timestamp
@@ -131,8 +132,9 @@ def test_an_older_table_is_moved_to_the_new_indexes_and_its_keys_still_hold(host
     url = old_table(host)
     m = BackgroundTaskManager(url, run_here=False)
     have = indexes(m.store)
-    assert not {'tenant_jobs_due', 'tenant_jobs_claim', 'tenant_jobs_waiting'} & have, f"older indexes are still there: {have}"
+    assert not {'tenant_jobs_due', 'tenant_jobs_claim'} & have, f"the old claim indexes are still there: {have}"
     assert {'tenant_jobs_next', 'tenant_jobs_idem'} <= have, have
+    assert ('tenant_jobs_waiting' in have) == (host.kind == 'postgresql'), f"SQLite drops the due times' index, PostgreSQL keeps it: {have}"
     if host.kind == 'postgresql': assert 'tenant_jobs_idem_key_key' not in have, "the old constraint's index is left"
     assert m.enqueue('index_noop', noop, key='k1')[0] == '0123456789abcdef0123456789abcdef'  # the old row's key
     a = m.enqueue('index_noop', noop, key='k2')[0]
@@ -157,3 +159,27 @@ def test_the_due_time_and_the_overdue_count_take_in_every_priority(host):
     for r in st.claim_due(time.time(), 60, 'w', 10): st.finish(r['id'], r['attempt'], 'completed', time.time(), 'null')
     got = st.due_times()[0]
     assert now + 19 < got < time.time() + 21, got - now  # the priority 7 job in 20 s, not the priority 100 one in 80
+
+
+def test_postgresql_reads_the_due_times_from_their_own_index(host):
+    "Its planner cannot search the claim index by priority: a schema without the due times' index gets it back on open."
+    if host.kind != 'postgresql': pytest.skip("SQLite reads them from the claim index (the test above and the store page)")
+    url = host.create('acme')
+    st = BackgroundTaskManager(url, run_here=False).store
+    with st.pool.connection() as c: c.execute(f"DROP INDEX {st.qschema}.tenant_jobs_waiting")  # a schema made without it
+    from fh_saas.pg import PgJobStore
+    st = PgJobStore(url, create=False)  # opened again (a manager would reuse the store it has)
+    assert 'tenant_jobs_waiting' in indexes(st), "opening the store did not make the due times' index again"
+    now = time.time()
+    with st._tx() as q:
+        for i in range(5000):
+            q("INSERT INTO tenant_jobs (id, job_type, status, payload, created_at, run_at, updated_at, priority) VALUES "
+              "(:id, 'noop', 'pending', '{}', :ts, :at, :ts, :p)", dict(id=gen_id(), ts=timestamp(now), at=now + i - 100, p=i % 3))
+    with st.pool.connection() as c, c.transaction(force_rollback=True):
+        c.execute(f"ANALYZE {st.qschema}.tenant_jobs")
+        plan = json.dumps(c.execute("EXPLAIN (FORMAT JSON) " + st._sql(st._due_sql)).fetchone()['QUERY PLAN'])
+        assert '"Seq Scan"' not in plan and 'tenant_jobs_waiting' in plan, plan[:1500]  # one search, whatever the backlog
+        c.execute("SET LOCAL enable_seqscan = off")  # the count may scan a table this small; on a large one it has an index
+        plan = json.dumps(c.execute("EXPLAIN (FORMAT JSON) " + st._sql(st._overdue_sql), dict(t=now)).fetchone()['QUERY PLAN'])
+        assert 'tenant_jobs_waiting' in plan, plan[:1500]
+    assert st.due_times()[0] == now - 100 and st.overdue(now) == 100
