@@ -317,7 +317,7 @@ MUTANTS = [
     ("SQLite files keep the due times' index", 'store.py', "_OLD = OLD_INDEXES + ('tenant_jobs_waiting',)", "_OLD = OLD_INDEXES",
      ['tests/test_indexes.py::test_an_older_table_is_moved_to_the_new_indexes_and_its_keys_still_hold[sqlite]']),
     ("an older SQLite table keeps its old claim indexes", 'store.py',
-     'for ix in OLD_INDEXES: c.execute(f"DROP INDEX IF EXISTS {ix}")', 'pass',
+     'for ix in _OLD: c.execute(f"DROP INDEX IF EXISTS {ix}")', 'pass',
      ['tests/test_indexes.py::test_an_older_table_is_moved_to_the_new_indexes_and_its_keys_still_hold[sqlite]']),
     ("an older PostgreSQL table keeps its old claim indexes", 'pg.py',
      'for ix in old: c.execute(f"DROP INDEX IF EXISTS {self.qschema}.{ix}")', 'pass',
