@@ -18,10 +18,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 OUT = ROOT / 'bench' / 'results' / 'due.md'
-#: what the index in `run_at` order served, in one statement each (the reads before it was dropped)
-OLD_DUE = ("SELECT (SELECT MIN(run_at) FROM tenant_jobs WHERE status = 'pending') AS p, "
-           "(SELECT MIN(lease_until) FROM tenant_jobs WHERE status = 'running') AS r")
-OLD_OVERDUE = "SELECT COUNT(*) AS n FROM tenant_jobs WHERE status = 'pending' AND run_at < :t"
+from fh_saas.jobs import DUE_INDEX
+from fh_saas.pg import PgJobStore
+#: what the index in `run_at` order serves, in one statement each: the reads SQLite made before it was dropped, and
+#: PostgreSQL's, which keeps it
+OLD_DUE, OLD_OVERDUE = PgJobStore._due_sql, PgJobStore._overdue_sql
 
 
 def fill(path: Path, n: int, priorities: int, now: float):
@@ -77,7 +78,7 @@ def main():
             (due_sql, _), (over_sql, over_args) = sent
             due, over = (timed(lambda: db.execute(due_sql).fetchall(), a.repeat),
                          timed(lambda: db.execute(over_sql, over_args).fetchall(), a.repeat))
-            db.execute("CREATE INDEX tenant_jobs_waiting ON tenant_jobs (status, run_at) WHERE status = 'pending'")
+            db.execute(DUE_INDEX)
             db.commit()
             assert db.execute(OLD_DUE).fetchone()[0] == first and db.execute(OLD_OVERDUE, dict(t=now)).fetchone()[0] == n
             old_due = timed(lambda: db.execute(OLD_DUE).fetchall(), a.repeat)

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit, urlunsplit, parse_qsl, urlencode, unquote
 from .db_host import check_tenant_id, timestamp, TenantHost, mask_url
 from .db_host import gen_id
 from .jobs import SCHEMA, MIGRATIONS, INDEXES, OLD_INDEXES, DUE_INDEX, log
-from .store import JobStore, _CLAIM_SET, _RUN_COLS, _STILL_PENDING
+from .store import JobStore, _CLAIM_SET, _RUN_COLS, _STILL_PENDING, _DUE_IX
 from .runner import in_io
 
 # %% auto #0
@@ -217,7 +217,7 @@ class PgJobStore(JobStore):
                 raise LookupError(f"no tenant schema {self.schema}: create it first (host.create(tenant), or create=True)")
             missing = [ddl for col, ddl in MIGRATIONS.items() if col not in have]   # a table from an older release
             old = [ix for ix in OLD_INDEXES if ix in have]  # an older release's indexes: `INDEXES` replaces them
-            due_ix = 'tenant_jobs_waiting' not in have  # `DUE_INDEX`, missing from a schema made while it was dropped
+            due_ix = _DUE_IX not in have  # `DUE_INDEX`, missing from a schema made while it was dropped
             unique = 'tenant_jobs_idem_key_key' in have  # an older table's UNIQUE constraint, which indexed every row
             if create or missing or old or unique or due_ix:
                 with c.transaction():  # one migrator at a time, each step idempotent: the next finds it done

@@ -15,7 +15,7 @@ from typing import Any, Callable
 from urllib.parse import quote, unquote
 from fastcore.basics import patch
 from .db_host import timestamp, gen_id, mask_url, PAGE_SIZE
-from .jobs import SCHEMA, COLUMNS, MIGRATIONS, INDEXES, OLD_INDEXES, STATUSES, FINISHED, retry_delay
+from .jobs import SCHEMA, COLUMNS, MIGRATIONS, INDEXES, OLD_INDEXES, DUE_INDEX, STATUSES, FINISHED, retry_delay
 
 # %% auto #0
 __all__ = ['MAX_IDLE', 'WAL_LIMIT', 'CHECK_WAL_EVERY', 'CATCH_UP_FRAMES', 'CATCH_UP_PASSES', 'PAUSE_MOST', 'LATE_WAIT', 'is_busy',
@@ -64,7 +64,8 @@ def _close_now(conns:list):
     "Close each of `conns` here."
     for c in conns: c.close()
 _NEEDED = set(COLUMNS) | set(re.findall(r'CREATE (?:UNIQUE )?INDEX IF NOT EXISTS (\w+)', SCHEMA + INDEXES))  # columns and indexes
-_OLD = OLD_INDEXES + ('tenant_jobs_waiting',)  # and the due times' own index (`DUE_INDEX`), which SQLite files no longer keep
+_DUE_IX = re.search(r'INDEX IF NOT EXISTS (\w+)', DUE_INDEX)[1]  # the due times' own index (PostgreSQL keeps it)
+_OLD = OLD_INDEXES + (_DUE_IX,)  # and that index, which SQLite files no longer keep
 
 class _Local(threading.local):
     "What one thread is doing with a store: plain attributes with defaults, cheaper than `getattr(local, name, default)`."

@@ -161,10 +161,12 @@ def test_the_due_time_and_the_overdue_count_take_in_every_priority(host):
     assert now + 19 < got < time.time() + 21, got - now  # the priority 7 job in 20 s, not the priority 100 one in 80
 
 
-def test_postgresql_reads_the_due_times_from_their_own_index(host):
+def test_postgresql_reads_the_due_times_from_their_own_index(pg_server):
     "Its planner cannot search the claim index by priority: a schema without the due times' index gets it back on open."
-    if host.kind != 'postgresql': pytest.skip("SQLite reads them from the claim index (the test above and the store page)")
-    url = host.create('acme')
+    from fh_saas.pg import PgHost
+    db = f"due_{gen_id()[:8]}"
+    pg_server.psql(f"CREATE DATABASE {db} OWNER fh")
+    url = PgHost(pg_server.url.rsplit('/', 1)[0] + '/' + db).create('acme')
     st = BackgroundTaskManager(url, run_here=False).store
     with st.pool.connection() as c: c.execute(f"DROP INDEX {st.qschema}.tenant_jobs_waiting")  # a schema made without it
     from fh_saas.pg import PgJobStore
