@@ -13,12 +13,12 @@ from urllib.parse import urlsplit, urlunsplit, parse_qsl, urlencode, unquote
 from .db_host import check_tenant_id, timestamp, TenantHost, mask_url
 from .db_host import gen_id
 from .jobs import SCHEMA, MIGRATIONS, INDEXES, OLD_INDEXES, DUE_INDEX, log
-from .store import JobStore, _CLAIM_SET, _RUN_COLS, _STILL_PENDING, _DUE_IX
+from .store import JobStore, _CLAIM_SET, _RUN_COLS, _STILL_PENDING, _DUE_IX, _stores, _stores_lock
 from .runner import in_io
 
 # %% auto #0
 __all__ = ['CHANNEL', 'IDLE_TABLE', 'split_url', 'tenant_schema', 'pool_for', 'Listener', 'listener_for', 'idle_list', 'set_idle',
-           'PgJobStore', 'FinishGroup', 'finisher_for', 'PgHost']
+           'PgJobStore', 'FinishGroup', 'finisher_for', 'PgHost', 'disconnect']
 
 # %% ../nbs/07_pg.ipynb #18a419a9
 _SCHEMA_RE = re.compile(r'-csearch_path=(tenant_[a-z0-9][a-z0-9_-]{0,55})')
@@ -579,3 +579,19 @@ class PgHost(TenantHost):
         return self.url(tenant_id).replace('postgresql://', 'postgresql+psycopg://', 1)
 
     def __repr__(self): return f"PgHost({mask_url(self.conninfo)!r})"
+
+# %% ../nbs/07_pg.ipynb #dc14a002
+def disconnect(conninfo:str|None=None, # the server connection string (`PgHost.conninfo`); `None`: every server
+              ) -> int:
+    "Close this process's connections to a PostgreSQL server (pools, listener) and forget its stores; how many pools closed."
+    mine = lambda k: conninfo is None or k == conninfo
+    with _plock:
+        pools = [_pools.pop(k) for k in [k for k in _pools if mine(k[0])]]
+        listeners = [_listeners.pop(k) for k in [k for k in _listeners if mine(k)]]
+        for d in (_idle_ready, _finishers):
+            for k in [k for k in d if mine(k)]: del d[k]
+    with _stores_lock:
+        for url in [u for u, st in _stores.items() if st.dialect == 'postgresql' and mine(st.conninfo)]: del _stores[url]
+    for l in listeners: l.stopped = True  # its thread ends within a second, and its connection with it
+    for p in pools: p.close()
+    return len(pools)

@@ -86,6 +86,15 @@ def pg_server():
     yield srv
     srv.close()
 
+@pytest.fixture(autouse=True)
+def _pg_let_go():
+    """After each test, this process closes its connections to every PostgreSQL server the test used. Each test makes
+    its own database, and the pools and listener kept for it would otherwise stay open until the session ends: enough
+    of them fill the server's `max_connections`, and the worker processes of a later test cannot connect."""
+    yield
+    pg = sys.modules.get('fh_saas.pg')
+    if pg is not None: pg.disconnect()
+
 _n = iter(range(10**6))
 
 @pytest.fixture(params=['sqlite', 'postgresql'])

@@ -124,8 +124,13 @@ def run_load(backend, request, tmp_path, kill: bool):
             try: codes[p.pid] = p.wait(30)
             except subprocess.TimeoutExpired: p.kill(); codes[p.pid] = p.wait(10)
     jobs = {j.id: j for m in mgrs for j in m.list_jobs(limit=1000)}
-    return analyse(backend, kill, seed, kind, jobs, cancel_said, lt.read_log(log), victim, killed_at, total, elapsed,
-                   died, {pid: c for pid, c in codes.items() if pid != victim})
+    problems, victim, inflight = analyse(backend, kill, seed, kind, jobs, cancel_said, lt.read_log(log), victim, killed_at,
+                                         total, elapsed, died, {pid: c for pid, c in codes.items() if pid != victim})
+    if problems:   # what the workers said about their databases (a server refusing connections, say): the likely why
+        said = [l for l in (tmp_path/'workers.log').read_text(errors='replace').splitlines()
+                if any(w in l for w in ('postgres:', 'scheduler:', 'listener:', 'Traceback'))]
+        print(f"  workers.log: {len(said)} lines about their databases, e.g.", *said[:8], sep='\n    ')
+    return problems, victim, inflight
 
 def is_body_error(e):
     "An error_log entry the task body caused (its failure, its timeout, its cancel), not a rescue."

@@ -165,3 +165,30 @@ def test_a_job_retried_by_hand_is_taken_by_an_idle_worker_at_once(pg_host, tmp_p
             return None
     waited = anyio.run(go)
     assert waited is not None, f"no idle worker took the retried job in 10 s: {m.get_job(job)}"
+
+def test_disconnect_closes_this_process_connections_to_one_server_only(pg_server):
+    "`disconnect(conninfo)` closes the pools, the listener and the stores of that server, none of another's."
+    import psycopg
+    from fh_saas.pg import disconnect
+    base = pg_server.url.rsplit('/', 1)[0]
+    def conns(db):
+        with psycopg.connect(base + '/postgres', autocommit=True) as c:
+            return c.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", [db]).fetchone()[0]
+    hosts = {}
+    for k in ('a', 'b'):
+        db = f"d{k}{os.getpid()}_{time.time_ns() % 10**9}"
+        pg_server.psql(f"CREATE DATABASE {db} OWNER fh")
+        host = PgHost(base + '/' + db)
+        mgr = BackgroundTaskManager(host.create('acme'), run_here=False)
+        jid = mgr.submit('work', work)[0]
+        mgr.store.claim_due(time.time(), 30, 'w', n=1)   # the claims' pool too
+        mgr.store.watch(lambda st: None)                   # and the listener
+        hosts[k] = (db, host, mgr, jid)
+    (da, ha, ma, ja), (db_, hb, mb, jb) = hosts['a'], hosts['b']
+    wait_for(lambda: conns(da) >= 3, msg='a pool, the claims pool and the listener connected')
+    nb = conns(db_)
+    assert disconnect(ha.conninfo) >= 2
+    wait_for(lambda: conns(da) == 0, timeout=5, msg="every connection to the disconnected server's database closed")
+    assert conns(db_) == nb and mb.get_job(jb).status == 'running'    # the other server's are untouched and work
+    again = BackgroundTaskManager(ha.url('acme'), run_here=False)      # a new store on new pools
+    assert again.store is not ma.store and again.get_job(ja).status == 'running'
