@@ -174,8 +174,10 @@ async def quick(): return None
 
 def test_delayed_jobs_in_many_tenants_each_start_on_time_while_another_tenant_is_busy(tmp_path):
     """Two hundred tenants, each with one job delayed 0.5 to 1.7 s, while a busy tenant runs hundreds of quick jobs
-    (its due time changing at every round): each delayed job starts at its due time, not before, and within half a
-    second after it, with no poll to find it (the scheduler's due times, kept in a heap, not read from every file)."""
+    (its due time changing at every round): each delayed job starts at its due time, not before, and within 2 s after
+    it, with no poll to find it (the poll is 30 s: only the scheduler's due times, kept in a heap, not read from every
+    file, start it so soon). Most start within a few milliseconds; the bound leaves room for a loaded host, where one
+    full run saw this loop stall for 1.3 s."""
     host = many_sqlite(tmp_path/'t', 200, old=0)
     busy = BackgroundTaskManager(host.url('t0000'))
     sched = Scheduler(host, poll=30, schedules=(), task_modules=[__name__])
@@ -194,5 +196,5 @@ def test_delayed_jobs_in_many_tenants_each_start_on_time_while_another_tenant_is
             await until(lambda: len(STARTED) == len(due), timeout=5)
             return due
     due = anyio.run(go)
-    late = {t: round(STARTED[t] - d, 3) for t, d in due.items() if not 0 <= STARTED[t] - d < 0.5}
-    assert not late, f"started before, or more than 0.5 s after, its due time (s): {late}"
+    late = {t: round(STARTED[t] - d, 3) for t, d in due.items() if not 0 <= STARTED[t] - d < 2}
+    assert not late, f"started before, or more than 2 s after, its due time (s): {late}"
