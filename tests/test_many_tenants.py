@@ -102,19 +102,22 @@ async def go():
             for t in host.tenants()[::3]: BackgroundTaskManager(host.url(t)).submit('add', add, a=1, b=1)
         await anyio.to_thread.run_sync(submit)
         while s.stats['runs'] < 100: await anyio.sleep(0.01)
-        await anyio.sleep(0.3)
-        return len(os.listdir('/proc/self/fd'))
-print(anyio.run(go) - before, s.stats['runs'])
+        for _ in range(100):   # connections pushed out of the pool are closed off the loop: on a busy host, a moment later
+            await anyio.sleep(0.05)
+            if (n := len(os.listdir('/proc/self/fd')) - before) <= {cap}: break
+        return n
+print(anyio.run(go), s.stats['runs'])
 """
+CAP = 16 * 3 + 8   # 16 idle connections of 3 files each, and the event loop's own few
 
 def test_open_files_stay_under_the_cap_after_jobs_in_a_hundred_tenants(tmp_path):
     (tmp_path/'tenants').mkdir()
-    out = subprocess.run([sys.executable, '-c', FDS.format(tests=str(ROOT/'tests')), str(tmp_path/'tenants')],
+    out = subprocess.run([sys.executable, '-c', FDS.format(tests=str(ROOT/'tests'), cap=CAP), str(tmp_path/'tenants')],
                          capture_output=True, text=True, check=True, timeout=120,
                          env=dict(os.environ, PYTHONPATH=str(ROOT), FH_SAAS_IDLE_CONNECTIONS='16')).stdout.split()
     opened, runs = map(int, out)
     assert runs == 100
-    assert opened <= 16 * 3 + 8, opened   # 16 idle connections of 3 files each, and the event loop's own few
+    assert opened <= CAP, f"{opened} files open 5 s after the last job ran"
 
 # ------------------------------------------------------------------ PostgreSQL
 def many_schemas(pg_server, n:int):
