@@ -13,7 +13,7 @@ from urllib.parse import urlsplit, urlunsplit, parse_qsl, urlencode, unquote
 from .db_host import check_tenant_id, timestamp, TenantHost, mask_url
 from .db_host import gen_id
 from .jobs import SCHEMA, MIGRATIONS, INDEXES, OLD_INDEXES, DUE_INDEX, log
-from .store import JobStore, _CLAIM_SET, _RUN_COLS, _STILL_PENDING, _DUE_IX, _stores, _stores_lock
+from .store import JobStore, _CLAIM_SET, _RUN_COLS, _STILL_PENDING, _DUE_IX, _stores, forget
 from .runner import in_io
 
 # %% auto #0
@@ -590,8 +590,7 @@ def disconnect(conninfo:str|None=None, # the server connection string (`PgHost.c
         listeners = [_listeners.pop(k) for k in [k for k in _listeners if mine(k)]]
         for d in (_idle_ready, _finishers):
             for k in [k for k in d if mine(k)]: del d[k]
-    with _stores_lock:
-        for url in [u for u, st in _stores.items() if st.dialect == 'postgresql' and mine(st.conninfo)]: del _stores[url]
+    for st in [st for st in list(_stores.values()) if st.dialect == 'postgresql' and mine(st.conninfo)]: forget(st)
     for l in listeners: l.stopped = True  # its thread ends within a second, and its connection with it
     for p in pools: p.close()
     return len(pools)
