@@ -9,7 +9,7 @@ killed by a test that fails anyway. One PostgreSQL server serves every run (`$FH
     .venv/bin/python .ci/mutants.py            # all; writes bench/results/mutants.md
     .venv/bin/python .ci/mutants.py -k cancel  # the mutants whose name contains 'cancel'
 """
-import argparse, os, shutil, subprocess, sys, tempfile, time
+import argparse, os, shutil, sys, tempfile, time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -356,56 +356,121 @@ def copy_tree(dst:Path):
     ign = shutil.ignore_patterns('__pycache__', 'artifacts', '*.pyc')
     for d in ('fh_saas', 'tests'): shutil.copytree(ROOT/d, dst/d, ignore=ign)
 
-def run_tests(copy:Path, tests:list, env:dict, timeout:float=180) -> tuple[int, float, str]:
-    t0 = time.monotonic()
-    try:
-        p = subprocess.run([sys.executable, '-m', 'pytest', '-x', '-q', '-p', 'no:cacheprovider',
-                            *tests], cwd=copy, env=env, capture_output=True, text=True, timeout=timeout)
-        code, out = p.returncode, p.stdout + p.stderr
-    except subprocess.TimeoutExpired: code, out = -9, f"timed out after {timeout} s"
-    return code, time.monotonic() - t0, out
+# Every run is a fork of this process, made after it imported pytest, its plugins and the libraries the tests use:
+# a run then starts in a fraction of a second instead of the two a new interpreter needs (122 runs). Nothing of
+# `fh_saas` or of the tests is imported here, so each run imports its own copy.
+PRELOAD = ('pytest', 'hypothesis', 'hypothesis.strategies', 'fasthtml.common', 'fastsql', 'fastlite', 'sqlalchemy',
+           'psycopg', 'psycopg_pool', 'starlette.applications', 'starlette.testclient', 'httpx', 'uvicorn', 'anyio',
+           'playwright.sync_api', 'cronsim', 'prometheus_client', 'sqlite3', 'asyncio', 'concurrent.futures')
+
+def preload():
+    import importlib, importlib.metadata
+    for m in PRELOAD:
+        try: importlib.import_module(m)
+        except ImportError: pass
+    for ep in importlib.metadata.entry_points(group='pytest11'):  # the plugins pytest would load in every run
+        try: ep.load()
+        except Exception: pass
+    mine = [m for m in sys.modules if m.split('.')[0] in ('fh_saas', 'conftest', 'pgserver')]
+    assert not mine, f"the runs must import fh_saas and the tests themselves, yet these are loaded: {mine}"
+
+class Run:
+    "The named tests in a forked process, in `copy` (first on its `sys.path` and, for processes it starts, `PYTHONPATH`)."
+    def __init__(self, copy:Path, tests:list, env:dict, timeout:float=180):
+        self.copy, self.tests, self.timeout, self.log = copy, tests, timeout, copy/'pytest.log'
+        self.t0 = time.monotonic()
+        self.pid = os.fork()
+        if self.pid == 0:  # the child: never returns; os._exit skips the parent's atexit (the PostgreSQL server's stop)
+            code = 3
+            try:
+                os.setpgid(0, 0)  # its own group: a timeout kills what the tests started too
+                fd = os.open(self.log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC); os.dup2(fd, 1); os.dup2(fd, 2)
+                os.chdir(copy); os.environ.clear(); os.environ.update(env)
+                sys.path[:0] = [str(copy), str(copy/'tests')]
+                import pytest
+                code = int(pytest.main(['-x', '-q', '-p', 'no:cacheprovider', *tests]))
+            except BaseException:
+                import traceback; traceback.print_exc()
+            finally:
+                try: sys.stdout.flush(); sys.stderr.flush()
+                finally: os._exit(code)
+    def poll(self):
+        "(exit code, seconds, output) once the run ended, else None; past its timeout it is killed, code -9."
+        pid, status = os.waitpid(self.pid, os.WNOHANG)
+        secs = time.monotonic() - self.t0
+        if pid == 0:
+            if secs < self.timeout: return None
+            try: os.killpg(self.pid, 9)
+            except ProcessLookupError: pass
+            os.waitpid(self.pid, 0); code = -9
+        else: code = os.waitstatus_to_exitcode(status)
+        out = self.log.read_text(errors='replace') + (f"\ntimed out after {self.timeout} s" if code == -9 else '')
+        return code, secs, out
+
+def run_all(runs:list, jobs:int, on_end) -> list:
+    "Start the runs (callables making a `Run`) `jobs` at a time; `on_end(k, code, secs, out)` as each ends, in order of ending."
+    out, live, todo = [None] * len(runs), {}, list(range(len(runs)))
+    while todo or live:
+        while todo and len(live) < jobs: k = todo.pop(0); live[k] = runs[k]()
+        for k, r in list(live.items()):
+            if (res := r.poll()) is not None: del live[k]; out[k] = on_end(k, *res)
+        time.sleep(0.02)
+    return out
+
+def past_secs(path:Path) -> dict:
+    "Each mutant's seconds in the last full run (its table's last column), to start the slowest first."
+    try: rows = [l.split(' | ') for l in path.read_text().splitlines() if l.startswith('| ') and l.endswith(' |')]
+    except OSError: return {}
+    return {r[0][2:]: float(r[-1][:-2]) for r in rows if len(r) == 5 and r[-1][:-2].replace('.', '', 1).isdigit()}
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('-k', default='', help='only mutants whose name contains this')
     ap.add_argument('--out', type=Path, default=ROOT/'bench'/'results'/'mutants.md')
-    ap.add_argument('--jobs', type=int, default=2, help='mutants run at once')
+    ap.add_argument('--jobs', type=int, default=3, help='mutants run at once')
     ap.add_argument('--after-pytest', action='store_true',
                     help="skip the check that the tests pass on the unbroken code: the test command's pytest just ran them")
     a = ap.parse_args()
     todo = [m for m in MUTANTS if a.k in m[0]]
+    for name, file, old, new, tests in todo:  # every text must be found before anything runs
+        n = (ROOT/'fh_saas'/file).read_text().count(old)
+        if n != 1: print(f"mutants: {name!r}: its text occurs {n} times in {file}, not once"); return 1
     sys.path.insert(0, str(ROOT/'tests'))
     from pgserver import PgServer
-    t_start, rows, survived = time.monotonic(), [], []
+    sys.path.remove(str(ROOT/'tests')); del sys.modules['pgserver']
+    preload()
+    t_start = time.monotonic()
     with PgServer() as pg, tempfile.TemporaryDirectory(prefix='fh-saas-mutants-') as work:
         work = Path(work)
         base = dict(os.environ, FH_SAAS_TEST_PG=pg.url)
-        clean = work/'clean'; copy_tree(clean)
-        env = dict(base, PYTHONPATH=os.pathsep.join([str(clean), str(clean/'tests')]))
-        all_tests = list(dict.fromkeys(t for m in todo for t in m[4]))
+        def env(d): return dict(base, PYTHONPATH=os.pathsep.join([str(d), str(d/'tests')]))
         if not a.after_pytest:
-            code, secs, out = run_tests(clean, all_tests, env, timeout=600)
+            clean = work/'clean'; copy_tree(clean)
+            all_tests = list(dict.fromkeys(t for m in todo for t in m[4]))
+            [(code, secs, out)] = run_all([lambda: Run(clean, all_tests, env(clean), timeout=600)], 1, lambda k, *r: r)
             if code != 0:
                 print(out[-4000:]); print(f"mutants: the tests fail on the unbroken code ({code}): fix them first"); return 1
             print(f"mutants: {len(all_tests)} tests pass on the unbroken code ({secs:.0f} s)", flush=True)
-        for name, file, old, new, tests in todo:  # every text must be found before anything runs
-            n = (ROOT/'fh_saas'/file).read_text().count(old)
-            if n != 1: print(f"mutants: {name!r}: its text occurs {n} times in {file}, not once"); return 1
-        def one(k):
+        def start(k):
             name, file, old, new, tests = todo[k]
             d = work/f"m{k}"; copy_tree(d)
             f = d/'fh_saas'/file; f.write_text(f.read_text().replace(old, new))
-            env = dict(base, PYTHONPATH=os.pathsep.join([str(d), str(d/'tests')]))
-            code, secs, out = run_tests(d, tests, env)
-            shutil.rmtree(d, ignore_errors=True)
+            return Run(d, tests, env(d))
+        def end(k, code, secs, out):
+            name, file, old, new, tests = todo[k]
+            shutil.rmtree(work/f"m{k}", ignore_errors=True)
             killed = code not in (0, 5)
             print(f"mutants: {'killed  ' if killed else 'SURVIVED'} {secs:5.1f} s  {name}", flush=True)
             return (name, file, tests, 'killed' if killed else 'SURVIVED', secs)
-        # two at once (two cores). The cost: a killer test that failed only because the machine was busy would make its
-        # mutant look killed; the tests named here have bounds far from what a loaded machine needs, and `--jobs 1`
-        # gives the strict run
-        from concurrent.futures import ThreadPoolExecutor
-        with ThreadPoolExecutor(max(1, a.jobs)) as ex: rows = list(ex.map(one, range(len(todo))))
+        # three at once, the slowest of the last run first: a run mostly waits (the slow ones wait out a test's
+        # timeout), so three keep the two cores about as busy as the test command's `pytest -n 2` keeps them. The cost:
+        # a killer test that failed only because the machine was busy would make its mutant look killed; the tests
+        # named here have bounds far from what a loaded machine needs, and `--jobs 1` gives the strict run
+        was = past_secs(a.out)
+        order = sorted(range(len(todo)), key=lambda k: -was.get(todo[k][0], 1e9))
+        done = run_all([lambda k=k: start(k) for k in order], max(1, a.jobs), lambda i, *r: end(order[i], *r))
+        rows = [None] * len(todo)
+        for i, r in enumerate(done): rows[order[i]] = r
         survived = [r[0] for r in rows if r[3] != 'killed']
     took = time.monotonic() - t_start
     lines = ["# Mutation check", "",
@@ -413,8 +478,9 @@ def main():
              f"({took:.0f} s); the test command runs it. Each row is one breakage applied to a copy of the package; "
              "it is *killed* when the tests named beside it fail.", "",
              f"**{len(rows) - len(survived)} of {len(rows)} killed.**", "",
-             "| breakage | in | killed by | result |", "|---|---|---|---|"]
-    lines += [f"| {n} | `{f}` | {', '.join('`' + t.split('::')[-1] + '`' for t in ts)} | {r} |" for n, f, ts, r, _ in rows]
+             "| breakage | in | killed by | result | s |", "|---|---|---|---|---:|"]
+    lines += [f"| {n} | `{f}` | {', '.join('`' + t.split('::')[-1] + '`' for t in ts)} | {r} | {secs:.1f} |"
+              for n, f, ts, r, secs in rows]
     if not a.k:
         a.out.parent.mkdir(parents=True, exist_ok=True); a.out.write_text('\n'.join(lines) + '\n')
     print(f"mutants: {len(rows) - len(survived)} of {len(rows)} killed in {took:.0f} s")
