@@ -1,5 +1,6 @@
 "Shared fixtures: free ports, uvicorn servers in real processes, polling helpers, one headless Chromium."
 import os, sys, socket, subprocess, time, signal
+from collections import Counter
 from pathlib import Path
 import pytest
 
@@ -32,6 +33,16 @@ def wait_for(pred, timeout:float=30.0, every:float=0.05, msg:str='condition'):
         if r: return r
         time.sleep(every)
     raise TimeoutError(f"{msg} not reached in {timeout} s")
+
+def exec_runs(path, ids=()) -> Counter:
+    """Runs per job in an execution log of job ids (`'\\n' + id + '\\n'`, one write each). A process killed while it
+    writes can leave part of an id: the kernel copies a write a page at a time and SIGKILL stops it between two pages.
+    The leading newline keeps the next id whole; a torn id counts as a run of the one job of `ids` it begins."""
+    runs = Counter()
+    for tok in Path(path).read_text().split():
+        if len(tok) == 32: runs[tok] += 1
+        elif len(m := [i for i in ids if i.startswith(tok)]) == 1: runs[m[0]] += 1
+    return runs
 
 class Clock:
     "A clock that the backoff sleep moves forward (`clock=clk, sleep=clk.sleep`): retries take no real time."

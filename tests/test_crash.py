@@ -1,8 +1,7 @@
 "Crash tests: a real uvicorn process killed with SIGKILL and restarted; no job is lost, only jobs in flight run twice."
 import os, random, signal, time
-from collections import Counter
 import httpx, pytest
-from conftest import Server, wait_for
+from conftest import Server, exec_runs, wait_for
 from fh_saas.db_host import SqliteHost
 from fh_saas.utils_bgtsk import BackgroundTaskManager
 
@@ -45,7 +44,7 @@ def test_1000_jobs_survive_5_kills(tmp_path, servers):
                  msg="the killed process's jobs rescued")
         rescue_s.append(time.monotonic() - t0)
     wait_for(lambda: done() == 1000, timeout=120, every=0.2, msg='all 1000 jobs completed')
-    runs = Counter((tmp_path/'executions.log').read_text().split())
+    runs = exec_runs(tmp_path/'executions.log', ids)
     assert set(runs) == set(ids)                       # every job ran
     assert sum(m.count_jobs() for m in mgrs) == 1000    # no row lost, none added
     twice = {j for j, n in runs.items() if n > 1}

@@ -26,7 +26,10 @@ def submit(m, fn, max_retries=3, timeout=None, **kw):
 
 def events(log, job_id=None, ev=None):
     if not log.exists(): return []
-    out = [json.loads(l) for l in log.read_text().splitlines() if l.strip()]
+    out = []
+    for l in log.read_text().splitlines():
+        try: out.append(json.loads(l))
+        except ValueError: pass  # empty, or torn: a write a SIGKILL cut, or one still being written
     return [e for e in out if (job_id is None or e['id'] == job_id) and (ev is None or e['ev'] == ev)]
 
 def runs(log, job_id):

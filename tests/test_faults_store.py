@@ -30,7 +30,8 @@ def execs(log, job_id=None) -> list[dict]:
     try: lines = Path(log).read_text().splitlines()
     except FileNotFoundError: return []
     for l in lines:
-        jid, att, pid, what, t = l.split()
+        if len(parts := l.split()) != 5: continue  # empty, or torn: a write a SIGKILL cut, or one still being written
+        jid, att, pid, what, t = parts
         if job_id is not None and jid != job_id: continue
         if what == 'start': out.append(dict(id=jid, attempt=int(att), pid=int(pid), start=float(t), end=None))
         else: ends.setdefault((jid, int(att), int(pid)), []).append(float(t))

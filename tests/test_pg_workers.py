@@ -3,7 +3,7 @@ import os, sys, signal, subprocess, time
 from collections import Counter
 from pathlib import Path
 import pytest
-from conftest import ROOT, wait_for
+from conftest import ROOT, exec_runs, wait_for
 from apps.pg_tasks import work
 from fh_saas.pg import PgHost
 from fh_saas.utils_bgtsk import BackgroundTaskManager
@@ -42,7 +42,7 @@ def test_4_workers_10000_jobs_20_tenants_exactly_once(pg_host, tmp_path):
     try: wait_for(lambda: completed(mgrs) == 10_000, timeout=240, every=0.5, msg='10,000 completed')
     finally: codes = stop(procs)
     assert codes == [0, 0, 0, 0]                    # SIGTERM: a clean stop
-    runs = Counter(log.read_text().split())
+    runs = exec_runs(log, ids)
     assert set(runs) == set(ids) and set(runs.values()) == {1}   # every job ran, each exactly once
     assert sum(m.count_jobs() for m in mgrs) == 10_000
 
@@ -60,7 +60,7 @@ def test_a_killed_workers_jobs_are_rescued(pg_host, tmp_path):
         assert completed(mgrs) < 3_000
         wait_for(lambda: completed(mgrs) == 3_000, timeout=120, every=0.5, msg='all completed after the kill')
     finally: stop(procs)   # the killed one is skipped
-    runs = Counter(log.read_text().split())
+    runs = exec_runs(log, ids)
     assert set(runs) == set(ids)                    # none lost
     rescued = [j for m in mgrs for j in m.list_jobs(limit=1000) if j.retry_count > 0]
     assert rescued, "the killed worker held no job: the test proved nothing"
@@ -78,7 +78,7 @@ def test_postgres_restart_mid_run_loses_nothing(pg_host, pg_server, tmp_path):
         wait_for(lambda: completed(mgrs) == 2_000, timeout=180, every=0.5, msg='all completed after the restart')
         assert all(p.poll() is None for p in procs)    # the workers rode it out
     finally: stop(procs)
-    assert set(Counter(log.read_text().split())) == set(ids)
+    assert set(exec_runs(log, ids)) == set(ids)
 
 def test_idle_workers_are_woken_one_at_a_time_and_a_dead_one_loses_nothing(pg_host, tmp_path):
     "Idle workers wait on the idle list and take turns; a worker killed while on the list costs no job."

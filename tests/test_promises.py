@@ -2,7 +2,7 @@
 import os, signal, subprocess, sys, time
 from collections import Counter
 import anyio, httpx
-from conftest import ROOT, Server, free_port, wait_port, wait_for
+from conftest import ROOT, Server, exec_runs, free_port, wait_port, wait_for
 from fh_saas.db_host import SqliteHost
 from fh_saas.scheduler import Scheduler
 from fh_saas.utils_bgtsk import BackgroundTaskManager
@@ -67,7 +67,7 @@ def test_sigterm_of_uvicorn_mid_job_finishes_or_hands_back(tmp_path):
         srv.proc.send_signal(signal.SIGTERM)
         assert srv.proc.wait(30) in (0, -signal.SIGTERM)   # uvicorn re-raises the signal once shut down
     finally: srv.kill()
-    runs = Counter((tmp_path/'exec.log').read_text().split())
+    runs = exec_runs(tmp_path/'exec.log', ids)
     states = Counter(m.get_job(i).status for i in ids)
     assert states['running'] == 0, states                         # nothing left held by the stopped process
     assert all(runs[i] == 1 for i in ids if m.get_job(i).status == 'completed')
@@ -94,5 +94,5 @@ def test_two_uvicorn_workers_on_one_set_of_sqlite_files(tmp_path):
         p.send_signal(signal.SIGTERM)
         try: p.wait(30)
         except subprocess.TimeoutExpired: p.kill(); p.wait()
-    runs = Counter((tmp_path/'exec.log').read_text().split())
+    runs = exec_runs(tmp_path/'exec.log', ids)
     assert set(runs) == set(ids) and set(runs.values()) == {1}

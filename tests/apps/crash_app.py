@@ -8,8 +8,8 @@ from fh_saas.scheduler import Scheduler
 from fh_saas.utils_bgtsk import BackgroundTaskManager, current_job
 
 def work(ms: int = 20):
-    "Logs each execution (one line, O_APPEND), then works for `ms` milliseconds."
-    with open(os.environ['EXEC_LOG'], 'a') as f: f.write(current_job().id + '\n')
+    "Logs each execution (its own line: see `conftest.exec_runs`), then works for `ms` milliseconds."
+    with open(os.environ['EXEC_LOG'], 'a') as f: f.write('\n' + current_job().id + '\n')
     time.sleep(ms / 1000)
     return ms
 

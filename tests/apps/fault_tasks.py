@@ -12,7 +12,7 @@ def log_event(ev: str, **kw):
     j = current_job()
     rec = dict(ev=ev, id=getattr(j, 'id', None), attempt=getattr(j, 'attempt', None), pid=os.getpid(), t=time.time(), **kw)
     fd = os.open(os.environ['EXEC_LOG'], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try: os.write(fd, (json.dumps(rec) + '\n').encode())
+    try: os.write(fd, ('\n' + json.dumps(rec) + '\n').encode())  # its own line even after a torn one
     finally: os.close(fd)
 
 @task

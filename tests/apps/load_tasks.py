@@ -11,7 +11,7 @@ from fh_saas.utils_bgtsk import current_job
 
 def _log(event: str, how: str):
     j = current_job()
-    line = f"{event} {j.id} {j.attempt} {os.getpid()} {time.time():.6f} {how}\n"
+    line = f"\n{event} {j.id} {j.attempt} {os.getpid()} {time.time():.6f} {how}\n"  # its own line even after a torn one
     fd = os.open(os.environ['EXEC_LOG'], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     try: os.write(fd, line.encode())
     finally: os.close(fd)

@@ -17,7 +17,7 @@ from fh_saas.utils_bgtsk import current_job
 def logline(log: str, what: str):
     "Append one line to `log` (O_APPEND: lines of concurrent writers never mix)."
     j = current_job()
-    line = f"{j.id if j else '-'} {j.attempt if j else 0} {os.getpid()} {what} {time.time():.6f}\n"
+    line = f"\n{j.id if j else '-'} {j.attempt if j else 0} {os.getpid()} {what} {time.time():.6f}\n"  # its own line even after a torn one
     fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     try: os.write(fd, line.encode())
     finally: os.close(fd)
