@@ -77,7 +77,7 @@ async def progress_when(log: str, ready: str, reports: int = 8, every: float = 0
 def hold(log: str, started: str, stop: str, limit: float = 25.0):
     "Sync: logs its start, writes `started` (with this process's pid), works until the file `stop` appears."
     logline(log, 'start')
-    Path(started).write_text(str(os.getpid()))
+    Path(started + ".tmp").write_text(str(os.getpid())); os.replace(started + ".tmp", started)  # whole when it appears: the test reads it at once
     _wait_file(stop, limit)
     logline(log, 'end')
     return {'pid': os.getpid()}
