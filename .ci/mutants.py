@@ -378,7 +378,7 @@ def preload():
 class Run:
     "The named tests in a forked process, in `copy` (first on its `sys.path` and, for processes it starts, `PYTHONPATH`)."
     def __init__(self, copy:Path, tests:list, env:dict, timeout:float=180):
-        self.copy, self.tests, self.timeout, self.log = copy, tests, timeout, copy/'pytest.log'
+        self.timeout, self.log = timeout, copy/"pytest.log"
         self.t0 = time.monotonic()
         self.pid = os.fork()
         if self.pid == 0:  # the child: never returns; os._exit skips the parent's atexit (the PostgreSQL server's stop)
