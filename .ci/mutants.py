@@ -250,6 +250,16 @@ MUTANTS = [
      [P + 'test_an_idle_scheduler_queries_no_database']),
     ('a row may run any function', 'jobs.py', 'if not declared(path, task_modules):', 'if False:',
      [S + 'test_1_a_row_naming_any_function_runs_nothing_in_process']),
+    ('submit declares its function only after writing the row', 'utils_bgtsk.py',
+     "if row['func_path']: _submitted.add(row['func_path'])  # declared before the write: a scheduler may claim it at once\n"
+     "    st = self.store  # first with no wait for the lock: the connection the claim and the finish on the loop use\n"
+     "    ok, job_id = st.inline(st.insert, row) if st.inline_ok else (False, None)\n"
+     "    if not ok: job_id = st.insert(row)",
+     "st = self.store\n"
+     "    ok, job_id = st.inline(st.insert, row) if st.inline_ok else (False, None)\n"
+     "    if not ok: job_id = st.insert(row)\n"
+     "    if row['func_path']: _submitted.add(row['func_path'])",
+     [S + 'test_1_d_a_job_run_the_moment_its_row_is_written_is_declared']),
     ('a job_type may name another registered task', 'utils_bgtsk.py',
      'if named is not None and named is not task_func:', 'if False:',
      [S + 'test_2_submit_refuses_a_borrowed_name_and_arguments_that_do_not_fit']),

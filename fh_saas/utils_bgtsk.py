@@ -164,10 +164,10 @@ def enqueue(self:BackgroundTaskManager,
            ) -> tuple[str, BackgroundTask]:
     "Write a pending job and return `(job_id, bg_task)`; `bg_task` runs it once Starlette has sent the response."
     row = self._new_row(job_type, task_func, kwargs or {}, max_retries, delay, run_at, timeout, key, priority)
+    if row['func_path']: _submitted.add(row['func_path'])  # declared before the write: a scheduler may claim it at once
     st = self.store  # first with no wait for the lock: the connection the claim and the finish on the loop use
     ok, job_id = st.inline(st.insert, row) if st.inline_ok else (False, None)
     if not ok: job_id = st.insert(row)  # another writer holds the file: wait for it (up to the busy timeout)
-    if row['func_path']: _submitted.add(row['func_path'])  # declared in this process: it was submitted here
     new = (job_id, row['run_at']) if job_id == row['id'] else None  # a key's earlier job is no news
     for f in st.listeners: f(st, new)
     return job_id, BackgroundTask(self._after_response, job_id, st.runner)

@@ -14,7 +14,7 @@
 Real SQLite files, a real PostgreSQL (conftest `host` / `pg_server`), a real `python -m fh_saas.worker` process.
 Task functions live in tests/apps/security_tasks.py; hostile modules are written to a temp folder per test.
 """
-import json, logging, os, re, signal, sqlite3, subprocess, sys, time, uuid
+import json, logging, os, re, signal, sqlite3, subprocess, sys, threading, time, uuid
 from contextlib import closing
 from pathlib import Path
 from urllib.parse import urlsplit, quote
@@ -192,6 +192,28 @@ def test_1_b_a_worker_process_runs_declared_tasks_only(host, tmp_path):
     assert all(mk(k).exists() for k in ('imports', 'registered', 'env'))
 
 # ---------------------------------------------------------------- 2. submit: no borrowed names, arguments that fit
+def test_1_d_a_job_run_the_moment_its_row_is_written_is_declared(host, tmp_path, monkeypatch):
+    "A scheduler thread that claims a submit before `submit` returns runs it: the submit declared it before the write."
+    monkeypatch.delenv('FH_SAAS_TASK_MODULES', raising=False)
+    mods = tmp_path/'mods'; mods.mkdir()
+    fresh = module_file(mods, 'sec_fresh', DECLARED)   # never submitted in this process before
+    monkeypatch.syspath_prepend(str(mods))
+    mod = __import__(fresh)
+    m = BackgroundTaskManager(host.create('acme'), run_here=True)
+    other = BackgroundTaskManager(host.url('acme'), run_here=True)   # another thread's runner, as a scheduler's
+    seen, insert = {}, m.store.insert
+    def insert_then_run_elsewhere(row, *a, **kw):      # the row is committed; another thread runs it before we return
+        job_id = insert(row, *a, **kw)
+        t = threading.Thread(target=lambda: seen.setdefault('status', anyio.run(run_bounded, other, job_id)))
+        t.start(); t.join(30)
+        return job_id
+    monkeypatch.setattr(m.store, 'insert', insert_then_run_elsewhere)
+    mark = tmp_path/'ran'
+    job_id, _ = m.submit('fresh', mod.run, path=str(mark))
+    j = m.get_job(job_id)
+    assert NOT_DECLARED not in (j.error or ''), f"the submitted function was refused: {j.error}"
+    assert j.status == 'completed' and mark.exists(), (j.status, j.error)
+
 def test_1_c_a_declaration_by_the_environment_ends_with_it(monkeypatch):
     "A module declared by $FH_SAAS_TASK_MODULES alone is run from rows only while the variable declares it."
     from fh_saas.jobs import resolve, TaskRegistry, UndeclaredTask
