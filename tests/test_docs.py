@@ -390,6 +390,14 @@ def test_every_notebook_has_a_page(site):
     assert not missing, f'notebooks without a page: {missing}'
     assert len(site.pages) >= 10, site.pages
 
+def test_cell_ids_are_unique_in_each_notebook():
+    "The exported modules name their source cell by id (`# %% ../nbs/X.ipynb #id`): one id, one cell."
+    dup = {}
+    for nb in sorted(NBS.glob('*.ipynb')):
+        ids = [c.get('id') for c in json.loads(nb.read_text())['cells']]
+        if d := sorted({i for i in ids if ids.count(i) > 1}): dup[nb.name] = d
+    assert not dup, f'cell ids used twice: {dup}'
+
 def test_pages_open_without_errors(site_visits):
     "No console error, page error, failed request or HTTP status >= 400 (the favicon included), at both widths."
     problems = []
