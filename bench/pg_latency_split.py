@@ -72,7 +72,7 @@ async def one(mod, url, n, probe):
             what, jid, *ts = line.split(); ev.setdefault(jid, {})[what] = [float(t) for t in ts]
         for p in STEPS: ms[p] = []
         for k, _ in subs:
-            (now, t0, t1), (sp,), (tk,) = ev[k]['claim'], ev[k]['spawn'], ev[k]['task']
+            (_, t0, t1), (sp,), (tk,) = ev[k]['claim'], ev[k]['spawn'], ev[k]['task']
             for p, v in zip(STEPS, (t1 - t0, sp - t1, tk - sp, done[k][1] - tk)): ms[p].append(1e3 * v)
     return {p: (pct(v, 50), pct(v, 99)) for p, v in ms.items()}
 
@@ -85,7 +85,7 @@ def main():
     from pgserver import PgServer
     noise0, t0 = harness.noise(10.0), time.monotonic()
     pg, runs = PgServer().start(), {s: [] for s in SYSTEMS}
-    probe = tempfile.mktemp(prefix='pg-probe-')
+    tmp = tempfile.TemporaryDirectory(prefix='pg-probe-'); probe = os.path.join(tmp.name, 'probe.log')
     try:
         for r in range(a.reps):
             for name, mod in SYSTEMS.items():
@@ -108,7 +108,7 @@ def main():
     lines += ['', "fh-saas's worker, step by step (`fh_pg`, from the probe; p50 / p99 in ms):", '',
               '| ' + ' | '.join(PARTS[:1] + STEPS) + ' |', '|' + '---:|' * (1 + len(STEPS))]
     lines.append('| ' + ' | '.join(f"{med('fh_pg', p, 0):.2f} / {med('fh_pg', p, 1):.2f}" for p in PARTS[:1] + STEPS) + ' |')
-    Path(probe).unlink(missing_ok=True)
+    tmp.cleanup()
     OUT.write_text('\n'.join(lines) + '\n')
     print('\n'.join(lines))
 
