@@ -26,11 +26,11 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 from noise import noise, SLOW  # bench/noise.py, beside this script
 from cpu_pg import cpu  # a process's CPU seconds, from /proc
-SYSTEMS = ['fh_sqlite_sync', 'fh_sqlite_async', 'fh_sqlite_async_straight', 'fh_sqlite_sync_straight', 'fh_sqlite_sched', 'fh_sqlite_sched_sync', 'fh_sqlite_sched_uvloop',
+SYSTEMS = ['fh_sqlite_sync', 'fh_sqlite_async', 'fh_sqlite_sync_uvloop', 'fh_sqlite_async_uvloop', 'fh_sqlite_async_straight', 'fh_sqlite_sync_straight', 'fh_sqlite_sched', 'fh_sqlite_sched_sync', 'fh_sqlite_sched_uvloop',
            'fh_sqlite_sched_sync_uvloop', 'huey_sqlite', 'huey_sqlite_full', 'sqlite3_bare', 'sqlite3_table',
            'sqlite3_table_thread', 'sqlite3_table_batch', 'sqlite3_table_batch_thread', 'sqlite3_table_nockpt',
            'sqlite3_table_thread_nockpt', 'sqlite3_table_batch_nockpt', 'sqlite3_table_batch_thread_nockpt', 'sqlite3_table_ckthread',
-           'sqlite3_table_thread_ckthread', 'sqlite3_table_batch_ckthread', 'sqlite3_table_batch_thread_ckthread', 'fh_pg', 'fh_pg_1w', 'fh_pg_floor', 'fh_pg_min',
+           'sqlite3_table_thread_ckthread', 'sqlite3_table_least_thread', 'sqlite3_table_batch_ckthread', 'sqlite3_table_batch_thread_ckthread', 'fh_pg', 'fh_pg_1w', 'fh_pg_floor', 'fh_pg_min',
            'pgqueuer', 'procrastinate', 'psycopg_raw', 'route']
 PEERS = ['fh-saas', 'huey', 'pgqueuer', 'procrastinate', 'psycopg', 'psycopg-pool', 'python-fasthtml', 'starlette',
          'uvicorn', 'httpx']
