@@ -1,14 +1,14 @@
 """The least a runner of sync tasks can spend on the `bg_task` path, measured in one loop rather than summed:
-`sqlite3_table_thread_ckthread.py` (fh-saas's three statements, the log kept bounded from a thread) plus only what any
-runner must do around them (`bench/runner_essentials.py`'s essentials): the submission's arguments bound to the
-task's signature and serialised, the claimed row's arguments read, the task called in a thread with its context set,
+`sqlite3_table_thread_ckthread.py` (fh-saas's three statements, the log kept bounded from a thread; its own one
+thread, not that floor's executor) plus only what any runner must do around them (`bench/runner_essentials.py`'s
+essentials): the submission's arguments bound to the task's signature and serialised, the claimed row's arguments read, the task called in a thread with its context set,
 its result serialised. The hand-off is the cheapest one measured here: one thread waiting on a `queue.SimpleQueue`,
 its result handed back with `call_soon_threadsafe`, no executor. No pool, no lease, no retry rules, no hooks, no
 fh-saas code on the path."""
 import asyncio, contextvars, inspect, json, queue, threading, time
 from fh_saas.db_host import gen_id, timestamp
 from fh_saas.store import _CLAIM_ONE, _FINISH_QUICK, _finish_args, _now_row
-from systems import sqlite3_table, sqlite3_table_thread_ckthread
+from systems import sqlite3_table
 
 LABEL = "the least a runner of sync tasks spends on fh-saas's table, measured, log kept from a thread"
 BACKEND, PROCESS = 'sqlite', False
@@ -28,7 +28,9 @@ def _serve(work):
         loop.call_soon_threadsafe(fut.set_result, r)
 
 
-class System(sqlite3_table_thread_ckthread.System):
+class System(sqlite3_table.System):
+    checkpoints = 'thread'  # the log kept bounded from a thread, as `sqlite3_table_thread_ckthread.py` keeps it
+
     async def setup(self, where):
         await super().setup(where)
         self.work = queue.SimpleQueue()
