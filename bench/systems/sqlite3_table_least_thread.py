@@ -1,10 +1,10 @@
 """The least a runner of sync tasks can spend on the `bg_task` path, measured in one loop rather than summed:
 `sqlite3_table_thread_ckthread.py` (fh-saas's three statements, the log kept bounded from a thread; its own one
 thread, not that floor's executor) plus only what any runner must do around them (`bench/runner_essentials.py`'s
-essentials): the submission's arguments bound to the task's signature and serialised, the claimed row's arguments read, the task called in a thread with its context set,
-its result serialised. The hand-off is the cheapest one measured here: one thread waiting on a `queue.SimpleQueue`,
-its result handed back with `call_soon_threadsafe`, no executor. No pool, no lease, no retry rules, no hooks, no
-fh-saas code on the path."""
+essentials): the submission's arguments bound to the task's signature and serialised, the claimed row's arguments
+read, the task called in a thread with its context set, its result serialised. The hand-off is the cheapest one
+measured here: one thread waiting on a `queue.SimpleQueue`, its result handed back with `call_soon_threadsafe`, no
+executor. No pool, no lease, no retry rules, no hooks, no fh-saas code on the path."""
 import asyncio, contextvars, inspect, json, queue, threading, time
 from fh_saas.db_host import gen_id, timestamp
 from fh_saas.store import _CLAIM_ONE, _FINISH_QUICK, _finish_args, _now_row
