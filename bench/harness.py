@@ -164,6 +164,7 @@ def ratio_rows(m):
                                ('huey_sqlite_full', 'Huey as shipped (WAL + FULL)', '>= 2'),
                                ('sqlite3_bare', 'bare sqlite3 loop', '>= 0.40')):
         for s, task in (('fh_sqlite_sync', 'sync task'), ('fh_sqlite_async', 'async task'),
+                        ('fh_sqlite_sync_uvloop', 'sync task on uvloop'), ('fh_sqlite_async_uvloop', 'async task on uvloop'),
                         ('fh_sqlite_sched', 'async task, in-app scheduler'),
                         ('fh_sqlite_sched_sync', 'sync task, in-app scheduler'),
                         ('fh_sqlite_sched_uvloop', 'async task, in-app scheduler on uvloop'),
@@ -191,7 +192,9 @@ SQLITE_PATHS = (('async task, `bg_task` path', 'fh_sqlite_async', 'sqlite3_table
                 ('async task, in-app scheduler', 'fh_sqlite_sched', 'sqlite3_table_batch'),
                 ('sync task, in-app scheduler', 'fh_sqlite_sched_sync', 'sqlite3_table_batch_thread'),
                 ('async task, in-app scheduler on uvloop', 'fh_sqlite_sched_uvloop', 'sqlite3_table_batch'),
-                ('sync task, in-app scheduler on uvloop', 'fh_sqlite_sched_sync_uvloop', 'sqlite3_table_batch_thread'))
+                ('sync task, in-app scheduler on uvloop', 'fh_sqlite_sched_sync_uvloop', 'sqlite3_table_batch_thread'),
+                ('async task, `bg_task` path on uvloop', 'fh_sqlite_async_uvloop', 'sqlite3_table'),
+                ('sync task, `bg_task` path on uvloop', 'fh_sqlite_sync_uvloop', 'sqlite3_table_thread'))
 
 
 def standing(g, f, ess=None):
