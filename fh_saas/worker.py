@@ -6,7 +6,7 @@ Docs: https://fh-saas.github.io/fh-saas/worker.html.md"""
 
 # %% ../nbs/09_worker.ipynb #2d3d3291
 from __future__ import annotations
-import os, sys, signal, logging, importlib
+import os, sys, gc, signal, logging, importlib
 import anyio
 from fastcore.script import call_parse
 from .db_host import SqliteHost
@@ -14,7 +14,7 @@ from .scheduler import Scheduler
 from .jobs import log, worker_id
 
 # %% auto #0
-__all__ = ['job_source', 'use_uvloop', 'run_worker', 'main']
+__all__ = ['job_source', 'use_uvloop', 'freeze_heap', 'run_worker', 'main']
 
 # %% ../nbs/09_worker.ipynb #1339c7ba
 def job_source(url:str|None=None, # PostgreSQL URL (default `$FH_SAAS_PG_URL`)
@@ -32,6 +32,13 @@ def use_uvloop(loop:str='asyncio', # `asyncio` or `uvloop`
     if loop not in ('asyncio', 'uvloop'): raise ValueError(f"loop must be asyncio or uvloop, not {loop!r}")
     if loop == 'uvloop': import uvloop  # noqa: F401 -- missing: say so now, not at the first job
     return loop == 'uvloop'
+
+# %% ../nbs/09_worker.ipynb #w0rk0c02
+def freeze_heap() -> int:
+    "Collect the garbage start-up left, then keep every object still alive out of later full collections; how many are kept out."
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
 
 # %% ../nbs/09_worker.ipynb #689c7a83
 async def run_worker(sched:Scheduler, # the scheduler to run
@@ -74,4 +81,5 @@ def main(url:str=None, # PostgreSQL URL of the tenants' server (default `$FH_SAA
         from fh_saas.metrics import serve_metrics
         serve_metrics(metrics_port)
         log.info("worker: metrics on http://127.0.0.1:%s/metrics", metrics_port)
+    log.info("worker: %s objects of its start-up kept out of full garbage collections", f"{freeze_heap():,}")
     anyio.run(run_worker, sched, backend_options=dict(use_uvloop=uv))
