@@ -249,7 +249,6 @@ def standing(g, f, ess=None):
          "| path | measure | target | asked | fh-saas | straight line | floor | no checkpoints | log kept from a thread | least | left (us) | stands |",
          "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for path, s, fl in SQLITE_PATHS:
-        kind = 'sync' if path.startswith('sync') else 'async'
         for k, what in (('e2e', 'end to end'), ('drain', 'drain')):
             for target, peer, x in (('0.40 x bare loop', 'sqlite3_bare', 0.4), ('2 x Huey as shipped', 'huey_sqlite_full', 2),
                                     ('2 x Huey (WAL + NORMAL)', 'huey_sqlite', 2)):
