@@ -204,8 +204,7 @@ SQLITE_PATHS = (('async task, `bg_task` path', 'fh_sqlite_async', 'sqlite3_table
 RATIO_ORDER = (1, 0, 7, 6, 2, 3, 4, 5)
 
 #: the floors, one per path on asyncio's loop (the uvloop paths share them)
-FLOORS = (('async task, `bg_task` path', 'sqlite3_table'), ('sync task, `bg_task` path', 'sqlite3_table_thread'),
-          ('async task, in-app scheduler', 'sqlite3_table_batch'), ('sync task, in-app scheduler', 'sqlite3_table_batch_thread'))
+FLOORS = tuple((path, fl) for path, _, fl in SQLITE_PATHS if not path.endswith('on uvloop'))
 
 
 def least(g, path, k, ess):
