@@ -73,6 +73,9 @@ MUTANTS = [
      ['tests/test_backlog.py::test_pg_claim_reads_only_the_rows_it_takes_whatever_the_statistics']),
     ('a job retried by hand wakes nobody (PostgreSQL)', 'store.py', "    if ok: self._due_now()", "    pass",
      ['tests/test_pg_workers.py::test_a_job_retried_by_hand_is_taken_by_an_idle_worker_at_once']),
+    ("a served tenant's first claim makes its connection then (PostgreSQL)", 'pg.py',
+     "pool_for(self.conninfo, batch=True); pool_for(self.conninfo, claims=True)", "pool_for(self.conninfo, batch=True)",
+     ['tests/test_pg_workers.py::test_a_watched_store_opens_its_claim_connections_before_its_first_claim']),
     ('a new tenant is created without the schema lock (PostgreSQL)', 'pg.py',
      """                with c.transaction():  # one creator at a time: `IF NOT EXISTS` alone races in the catalogs
                     c.execute(_DDL_LOCK, [self.schema])

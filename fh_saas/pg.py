@@ -315,7 +315,9 @@ class PgJobStore(JobStore):
              ):
         "Call `callback(self)` whenever any process adds a job to this tenant (`LISTEN/NOTIFY`)."
         listener_for(self.conninfo).callbacks.setdefault(self.schema, []).append(lambda: callback(self))
-        pool_for(self.conninfo, batch=True)  # a watched store is served here: its batch connection opens before the first claim
+        # a watched store is served here: the connections of its claims (batch, and one tenant's) open now, not at
+        # the first claim, which would wait for a connection to be made (4 to 5 ms here)
+        pool_for(self.conninfo, batch=True); pool_for(self.conninfo, claims=True)
         self._watchers = getattr(self, '_watchers', []) + [callback]
 
     def unwatch(self,
