@@ -166,21 +166,20 @@ def test_a_job_retried_by_hand_is_taken_by_an_idle_worker_at_once(pg_host, tmp_p
     waited = anyio.run(go)
     assert waited is not None, f"no idle worker took the retried job in 10 s: {m.get_job(job)}"
 
-def test_a_watched_store_opens_its_claim_connections_before_its_first_claim(pg_server):
+def test_a_watched_store_opens_its_claim_connections_before_its_first_claim(pg_host):
     "Serving a tenant (`watch`) opens the connections its claims use: a worker's first claim never waits for one to be made."
-    import psycopg
-    base, db = pg_server.url.rsplit('/', 1)[0], f"w{os.getpid()}_{time.time_ns() % 10**9}"
-    pg_server.psql(f"CREATE DATABASE {db} OWNER fh")
-    def conns():
-        with psycopg.connect(base + '/postgres', autocommit=True) as c:
-            return c.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", [db]).fetchone()[0]
-    mgr = BackgroundTaskManager(PgHost(base + '/' + db).create('acme'), run_here=False)
+    from fh_saas.pg import _pools
+    mgr = BackgroundTaskManager(pg_host.create('acme'), run_here=False)
     jid = mgr.submit('work', work)[0]
+    assert (mgr.store.conninfo, True) not in _pools   # no claim yet: the one-tenant claims' pool is not there
     mgr.store.watch(lambda st: None)
-    wait_for(lambda: conns() >= 4, timeout=10, msg='the pool, the batch claims, the one-tenant claims and the listener connected')
-    n = conns()
+    def ready():
+        p = _pools.get((mgr.store.conninfo, True))
+        return p if p is not None and p.get_stats().get('pool_available', 0) >= 1 else None
+    claims = wait_for(ready, timeout=10, msg="the one-tenant claims' connection open after watch")
+    made = claims.get_stats().get('connections_num', 0)   # connections the pool has made so far
     assert [r['id'] for r in mgr.store.claim_due(time.time(), 30, 'w', n=1)] == [jid]
-    assert conns() == n, "the first claim made a connection of its own"
+    assert claims.get_stats().get('connections_num', 0) == made, "the first claim made a connection of its own"
 
 def test_disconnect_closes_this_process_connections_to_one_server_only(pg_server):
     "`disconnect(conninfo)` closes the pools, the listener and the stores of that server, none of another's."
