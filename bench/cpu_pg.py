@@ -37,7 +37,8 @@ def server_cpu():
     return out
 
 
-def env(url):  # a `$PYTHONPATH` of the caller's goes first: another fh-saas tree can be measured (an A/B)
+def env(url):  # a `$PYTHONPATH` of the caller's goes first: another fh-saas tree can be measured (an A/B; `-P` keeps
+    # `python -m` from putting the folder it starts in ahead of it)
     path = os.pathsep.join(filter(None, [os.environ.get('PYTHONPATH'), str(HERE), str(HERE.parent)]))
     return dict(os.environ, PYTHONPATH=path, BENCH_PG_URL=url)
 
@@ -68,7 +69,7 @@ class FhSaas:
         self.mgrs = [BackgroundTaskManager(host.create(f"t{k}"), run_here=False) for k in range(10)]
         self.count = "SELECT " + ' + '.join(f"(SELECT count(*) FROM \"tenant_t{k}\".tenant_jobs WHERE status = 'completed')"
                                              for k in range(10))
-        self.procs = [subprocess.Popen([sys.executable, *self.consumer(url, k)], env=env(url)) for k in range(self.workers)]
+        self.procs = [subprocess.Popen([sys.executable, '-P', *self.consumer(url, k)], env=env(url)) for k in range(self.workers)]
         while not listening(mon, self.workers): time.sleep(0.05)
 
     def enqueue(self, n, mon):
@@ -104,7 +105,7 @@ class PgQueuer:
         async def install():
             c = await asyncpg.connect(url); await Queries.from_asyncpg_connection(c).install(); await c.close()
         asyncio.run(install())
-        self.url, self.procs = url, [subprocess.Popen([sys.executable, '-m', 'systems.pgqueuer'], env=env(url))]
+        self.url, self.procs = url, [subprocess.Popen([sys.executable, '-P', '-m', 'systems.pgqueuer'], env=env(url))]
         while not connected(mon, 1): time.sleep(0.05)  # its LISTEN connection also dequeues: no LISTEN to wait for
 
     def enqueue(self, n, mon):

@@ -27,8 +27,10 @@ ROOT = BENCH.parent
 def spawn(*args, **env):
     "Start `python *args` in the project folder with `systems` (and `$PYTHONPATH`) importable; output to `$BENCH_LOG`."
     path = os.pathsep.join(filter(None, [os.environ.get('PYTHONPATH'), str(BENCH), str(ROOT)]))  # ours first, if set
+    # `-P`: `python -m` would put the folder it starts in (this project) ahead of `$PYTHONPATH`, so that a tree named
+    # there for an A/B would be ignored by every process started here; the project is on `path` after it instead
     with open(os.environ.get('BENCH_LOG', os.devnull), 'ab') as log:
-        return subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=log, stderr=log,
+        return subprocess.Popen([sys.executable, '-P', *args], cwd=ROOT, stdout=log, stderr=log,
                                 env=dict(os.environ, PYTHONPATH=path, **env))
 
 
