@@ -26,6 +26,7 @@ BUILD = ROOT/'.ci'/'site'/'build.py'
 ARTIFACTS = ROOT/'tests'/'artifacts'/'docs'
 SKIP_PREFIXES = ('_', '.', 'test_')
 VIEWPORTS = {'desktop': dict(width=1280, height=900), 'phone': dict(width=390, height=844)}
+JPEG_MAX_PX = 65_000  # the tallest full-page JPEG screenshot taken (the format's limit is 65,535 px)
 NAV_GROUPS = ['Get started', 'Guides', 'Reference', 'Benchmarks']
 MAX_EXTRA_PAGES = 200         # pages reached only through links (source pages, genindex...): read, not opened
 
@@ -317,7 +318,11 @@ class Tab:
                 except Exception as e: errors.append(f'mermaid did not finish: {str(e)[:200]}')
             info = page.evaluate(FACTS_JS)
             if shot is not None:
-                page.screenshot(path=str(shot), full_page=full_page, **(dict(type='jpeg', quality=70) if shot.suffix == '.jpg' else {}))
+                kw = dict(type='jpeg', quality=70) if shot.suffix == '.jpg' else {}
+                if full_page and kw and page.evaluate('document.documentElement.scrollHeight') > JPEG_MAX_PX:
+                    # a JPEG is at most 65,535 px high: Chromium writes an empty file for a taller page, so its top
+                    kw['clip'] = dict(x=0, y=0, width=page.viewport_size['width'], height=JPEG_MAX_PX)
+                page.screenshot(path=str(shot), full_page=full_page, **kw)
         except Exception as e:
             info = dict(load_error=f'{type(e).__name__}: {str(e)[:500]}')
         info.update(errors=errors, failed=failed, secs=round(time.time() - t0, 2))
