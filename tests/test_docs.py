@@ -319,7 +319,7 @@ class Tab:
             info = page.evaluate(FACTS_JS)
             if shot is not None:
                 kw = dict(type='jpeg', quality=70) if shot.suffix == '.jpg' else {}
-                if full_page and kw and page.evaluate('document.documentElement.scrollHeight') > JPEG_MAX_PX:
+                if full_page and shot.suffix == '.jpg' and page.evaluate('document.documentElement.scrollHeight') > JPEG_MAX_PX:
                     # a JPEG is at most 65,535 px high: Chromium writes an empty file for a taller page, so its top
                     kw['clip'] = dict(x=0, y=0, width=page.viewport_size['width'], height=JPEG_MAX_PX)
                 page.screenshot(path=str(shot), full_page=full_page, **kw)
